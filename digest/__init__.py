@@ -1,0 +1,1 @@
+"""Trending-papers email digest."""

@@ -1,0 +1,1 @@
+"""CLI command groups registered onto the Typer app by digest.cli."""

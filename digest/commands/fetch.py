@@ -1,0 +1,241 @@
+"""CLI commands of ingestion: `digest fetch` and `digest papers list|show`.
+
+Thin edges: parse options, call digest.ingest / digest.store.papers, print a table or JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from digest.sources import KINDS
+
+papers_app = typer.Typer(help="Stored papers.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    Console(stderr=True).print(f"[red]Error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _services(ctx: typer.Context) -> Any:
+    """The services of the lead's CLI State (ctx.obj), with the schema checked."""
+    from digest.db import current_revision
+
+    services = ctx.obj.services
+    try:
+        revision = current_revision(services.engine)
+    except Exception as exc:  # an unreachable database is a one-line error, not a traceback
+        _fail(f"database unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", 2)
+    if revision is None:
+        _fail("database not initialised: run `digest init` first", 2)
+    return services
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """A --since value (YYYY-MM-DD or ISO datetime; naive means UTC) as aware UTC, else None."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--since {value!r}: expected YYYY-MM-DD or an ISO date-time")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _summary(reports: list[Any]) -> Table:
+    table = Table(
+        "source", "status", "fetched", "new", "updated", "skipped", "errors", "seconds", "reason"
+    )
+    for r in reports:
+        style = {"failed": "red", "partial": "yellow"}.get(r.status, "")
+        table.add_row(
+            r.source,
+            f"[{style}]{r.status}[/{style}]" if style else r.status,
+            str(r.fetched),
+            str(r.new),
+            str(r.updated),
+            str(r.skipped),
+            str(r.errors),
+            f"{r.seconds:.2f}",
+            (r.error or "")[:80],
+        )
+    return table
+
+
+def fetch(
+    ctx: typer.Context,
+    source: str | None = typer.Option(None, "--source", help="Fetch only this configured source."),
+    file: Path | None = typer.Option(None, "--file", help="Ingest one recorded document instead."),
+    fmt: str | None = typer.Option(
+        None, "--format", help=f"Format of --file: {' | '.join(KINDS)}."
+    ),
+    since: str | None = typer.Option(None, "--since", help="Backfill from this date (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the per-source reports as JSON."),
+) -> None:
+    """Ingest papers now, from the configured sources or from one recorded file.
+
+    \b
+    Examples:
+        digest fetch
+        digest fetch --source arxiv-cs
+        digest fetch --file feed.xml --format arxiv-rss
+    """
+    from digest.ingest import fetch_sources, ingest_file
+
+    start = parse_since(since)
+    if file is not None and fmt is None:
+        _fail(f"--file needs --format ({' | '.join(KINDS)})")
+    if fmt is not None and fmt not in KINDS:
+        _fail(f"--format {fmt!r}: expected one of {', '.join(KINDS)}")
+    if fmt is not None and file is None:
+        _fail("--format is only used with --file")
+    if file is not None and not file.is_file():
+        _fail(f"--file {file}: no such file")
+    services = _services(ctx)
+    console = Console(stderr=as_json)
+    if file is not None:
+        assert fmt is not None
+        reports = [ingest_file(services.engine, file, kind=fmt, source=source, since=start)]
+    else:
+        names = [s.name for s in services.settings.sources if s.enabled]
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=as_json or not console.is_terminal,
+        ) as bar:
+            tasks = {n: bar.add_task(n, total=1) for n in names if source in (None, n)}
+
+            def progress(report: Any, stage: str) -> None:
+                task = tasks.get(report.source)
+                if task is None:
+                    return
+                if stage == "done":
+                    bar.update(task, completed=1, description=f"{report.source}: {report.status}")
+                else:
+                    bar.update(task, description=f"{report.source}: fetching")
+
+            reports = asyncio.run(
+                fetch_sources(
+                    services.settings,
+                    services.engine,
+                    source=source,
+                    since=start,
+                    http=services.http,
+                    progress=progress,
+                )
+            )
+    if as_json:
+        sys.stdout.write(json.dumps([_report_dict(r) for r in reports]) + "\n")
+    else:
+        console.print(_summary(reports))
+    if reports and all(r.failed for r in reports):
+        raise typer.Exit(1)
+
+
+def _report_dict(report: Any) -> dict[str, Any]:
+    fields = (
+        "source",
+        "kind",
+        "status",
+        "fetched",
+        "new",
+        "updated",
+        "skipped",
+        "errors",
+        "error",
+        "warnings",
+        "seconds",
+        "http_status",
+        "requests",
+    )
+    return {name: getattr(report, name) for name in fields}
+
+
+def paper_dict(paper: Any) -> dict[str, Any]:
+    """Every stored field of a paper as JSON-ready values (datetimes as ISO strings)."""
+    columns = type(paper).__table__.columns  # table order: id, key, arxiv_id, ...
+    data = {c.name: getattr(paper, c.name) for c in columns}
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}
+
+
+@papers_app.command("list")
+def papers_list(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help="Only papers first seen since."),
+    as_json: bool = typer.Option(False, "--json", help="Every stored field, as a JSON list."),
+) -> None:
+    """List stored papers, newest first."""
+    from digest.db import session_scope
+    from digest.store.papers import list_papers
+
+    start = parse_since(since)
+    services = _services(ctx)
+    with session_scope(services.engine) as session:
+        papers = list_papers(session, since=start)
+        rows = [paper_dict(p) for p in papers]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    table = Table("key", "first seen", "announce", "upvotes", "sources", "title")
+    for row in rows:
+        table.add_row(
+            row["key"],
+            (row["first_seen"] or "")[:16],
+            row["announce"],
+            "" if row["upvotes"] is None else str(row["upvotes"]),
+            ",".join(row["sources"]),
+            row["title"][:70],
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"{len(rows)} papers", highlight=False)
+
+
+@papers_app.command("show")
+def papers_show(
+    ctx: typer.Context,
+    paper_id: str = typer.Argument(..., metavar="ID", help="arXiv id (any form) or stored key."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show every stored field of one paper."""
+    from digest.db import session_scope
+    from digest.store.papers import get_paper
+
+    services = _services(ctx)
+    with session_scope(services.engine) as session:
+        paper = get_paper(session, paper_id)
+        row = paper_dict(paper) if paper else None
+    if row is None:
+        _fail(f"no stored paper {paper_id!r}")
+    if as_json:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    table = Table(show_header=False)
+    for key, value in row.items():
+        text = (
+            ", ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+        )
+        table.add_row(key, text)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `fetch` and the `papers` group to the CLI."""
+    app.command("fetch")(fetch)
+    app.add_typer(papers_app, name="papers")

@@ -1,0 +1,142 @@
+"""`digest demo`: the whole service offline, end to end, over real SMTP to a local sink.
+
+Bundled recorded feeds -> its own SQLite file in the output folder -> three demo subscribers ->
+ranked, rendered digests sent to an aiosmtpd server on 127.0.0.1 that writes .eml files ->
+an index.html to open. Never touches the operator's database or SMTP settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from digest import bootstrap, editions
+from digest.db import session_scope, upgrade
+from digest.ingest import ingest_file
+from digest.models import utcnow
+from digest.settings import Settings, SmtpSettings, WebSettings
+from digest.sink import SinkHandler, SmtpSink
+from digest.store import subscribers as subscriber_store
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+SAMPLE_FEEDS = (
+    ("arxiv_rss_quant-ph.xml", "arxiv-rss", "arxiv-quant-ph"),
+    ("hf_daily_papers.json", "hf-daily", "hf-daily"),
+    ("trending_sample_feed.xml", "feed", "trending-sample"),
+)
+DEMO_SUBSCRIBERS = (
+    (
+        "ada@demo.example",
+        "post-training quantization of large language models, low-bit "
+        "weights and activations, quantized inference",
+    ),
+    ("grace@demo.example", "quantum error correction, qubits, quantum circuits, entanglement"),
+    (
+        "alan@demo.example",
+        "mechanistic interpretability of language models, causal mechanisms, "
+        "probing neurons and features",
+    ),
+)
+
+
+@dataclass
+class DemoReport:
+    out_dir: Path
+    papers_new: int = 0
+    papers_seen: int = 0
+    subscribers: int = 0
+    sent: int = 0
+    already_sent: int = 0
+    messages: list[Path] = field(default_factory=list)
+    index: Path | None = None
+    seconds: float = 0.0
+
+
+def demo_settings(out_dir: Path, smtp_port: int) -> Settings:
+    """Settings of the demo alone: its own database in `out_dir`, the local sink as relay."""
+    return Settings(
+        mode="demo",
+        database_url=f"sqlite:///{out_dir / 'demo.db'}",
+        smtp=SmtpSettings(host="127.0.0.1", port=smtp_port, connections=1),
+        web=WebSettings(base_url="http://127.0.0.1:8000"),
+    )
+
+
+def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoReport:
+    """Run the whole pipeline once; a second run on the same folder sends nothing new."""
+    import time
+
+    started = time.perf_counter()
+    now = now or utcnow()
+    out_dir = out_dir.resolve()
+    mail_dir = out_dir / "mail"
+    mail_dir.mkdir(parents=True, exist_ok=True)
+    report = DemoReport(out_dir=out_dir)
+    handler = SinkHandler(out_dir=mail_dir)
+    with SmtpSink(handler) as sink:
+        settings = demo_settings(out_dir, sink.port)
+        services = bootstrap.build(settings)
+        try:
+            upgrade(services.engine)
+            for filename, kind, source in SAMPLE_FEEDS:
+                result = ingest_file(
+                    services.engine, SAMPLE_DIR / filename, kind=kind, source=source, now=now
+                )
+                report.papers_new += result.new
+                report.papers_seen += result.fetched
+            with session_scope(services.engine) as session:
+                for email, interests in DEMO_SUBSCRIBERS:
+                    if subscriber_store.get_by_email(session, email) is None:
+                        subscriber_store.add_subscriber(
+                            session, email=email, interests=interests, confirmed=True, now=now
+                        )
+                report.subscribers = len(subscriber_store.active_subscribers(session))
+            edition, _ = editions.plan_edition(services, edition_date=now.date(), now=now)
+            send = asyncio.run(editions.send_edition(services, edition, now=now))
+            report.sent = send.sent
+            with session_scope(services.engine) as session:
+                from digest.store import deliveries as ledger
+
+                counts = ledger.state_counts(session, edition.id)
+            report.already_sent = counts.get("sent", 0) - send.sent
+        finally:
+            services.close()
+    report.messages = sorted(mail_dir.glob("*.eml"))
+    report.index = write_index(out_dir, report.messages)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_index(out_dir: Path, messages: list[Path]) -> Path:
+    """index.html linking an HTML rendering of each captured message."""
+    html_dir = out_dir / "html"
+    html_dir.mkdir(exist_ok=True)
+    rows = []
+    for path in messages:
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        body = message.get_body(("html",))
+        target = html_dir / (path.stem + ".html")
+        if body is not None:
+            target.write_text(body.get_content(), encoding="utf-8")
+        rows.append(
+            f"<tr><td>{html.escape(str(message['To']))}</td>"
+            f'<td><a href="html/{html.escape(target.name)}">'
+            f"{html.escape(str(message['Subject']))}</a></td>"
+            f'<td><a href="mail/{html.escape(path.name)}">{html.escape(path.name)}</a></td></tr>'
+        )
+    index = out_dir / "index.html"
+    index.write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Digest demo</title>'
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}"
+        "td{padding:.3rem .8rem;border-bottom:1px solid #ddd}</style></head><body>"
+        "<h1>Digest demo: messages received by the local SMTP server</h1>"
+        "<table><tr><th>To</th><th>Subject (HTML part)</th><th>Raw message</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n",
+        encoding="utf-8",
+    )
+    return index

@@ -1,0 +1,158 @@
+"""The tables. Declarative only: no queries here (those live in store.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns aware UTC on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Aware UTC now; every timestamp we store is UTC."""
+    return datetime.now(UTC)
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Paper(SQLModel, table=True):
+    """One paper however many sources carry it; `key` is the arXiv id without version if any."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True, index=True)
+    arxiv_id: str | None = Field(default=None, max_length=64, index=True)
+    version: int | None = None
+    doi: str | None = Field(default=None, max_length=300)
+    title: str
+    abstract: str = ""
+    authors: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    url: str | None = None
+    pdf_url: str | None = None
+    code_url: str | None = None
+    upvotes: int | None = None
+    upvotes_prev: int | None = None
+    upvotes_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    github_stars: int | None = None
+    comments: int | None = None
+    ai_summary: str | None = None
+    organization: str | None = None
+    published: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sources: list[str] = _json_list()
+    announce: str = Field(default="new", max_length=20)
+    first_seen: datetime = Field(default_factory=utcnow, index=True, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Subscriber(SQLModel, table=True):
+    """A person on the list and everything that shapes their digest."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    status: str = Field(default="pending", max_length=20, index=True)
+    interests: str = ""
+    seed_papers: list[str] = _json_list()
+    categories: list[str] = _json_list()
+    authors: list[str] = _json_list()
+    muted: list[str] = _json_list()
+    timezone: str = Field(default="UTC", max_length=64)
+    delivery_hour: int = 7
+    frequency: str = Field(default="daily", max_length=20)
+    weekly_day: int = 0
+    trending_weight: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Feedback(SQLModel, table=True):
+    """A thumbs up (+1) or down (-1) on one paper; the latest click wins."""
+
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    paper_key: str = Field(max_length=300, index=True)
+    value: int
+    edition_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Edition(SQLModel, table=True):
+    """One day's issue; the unique date makes planning the same day twice impossible."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    edition_date: date = Field(unique=True, index=True)
+    status: str = Field(default="planned", max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    send_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """The ledger: one row per (edition, subscriber), the only record of what was sent."""
+
+    __table_args__ = (
+        UniqueConstraint("edition_id", "subscriber_id"),
+        Index("ix_delivery_state_next", "state", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    edition_id: int = Field(foreign_key="edition.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message_id: str | None = Field(default=None, max_length=300)
+    smtp_code: int | None = None
+    smtp_text: str | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paper_keys: list[str] = _json_list()
+
+
+class FeedState(SQLModel, table=True):
+    """Per-source fetch memory: conditional-GET validators and the last outcome."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100, unique=True)
+    url: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_success_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_status: str | None = Field(default=None, max_length=20)
+    last_error: str | None = None
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses we must never mail again, kept as a hash so erasure leaves no address behind."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64, unique=True)
+    reason: str = Field(max_length=20)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,76 @@
+"""Use cases that render or send one digest outside the ledger: preview and test sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from digest import editions
+from digest.bootstrap import Services
+from digest.mailer import SendOutcome, SmtpConnection
+from digest.models import Edition, Subscriber, utcnow
+from digest.render import RenderedDigest, message_id
+from digest.store import subscribers as subscriber_store
+
+TEST_EDITION_ID = 0
+
+
+def _transient_edition(now: datetime) -> Edition:
+    return Edition(id=TEST_EDITION_ID, edition_date=now.date(), status="preview")
+
+
+def preview_digest(
+    services: Services, *, email: str, now: datetime | None = None
+) -> RenderedDigest:
+    """Today's digest for a stored subscriber, rendered and returned, nothing sent or written."""
+    now = now or utcnow()
+    with Session(services.engine) as session:
+        subscriber = subscriber_store.get_by_email(session, email)
+        if subscriber is None:
+            raise LookupError(f"{email}: no such subscriber")
+        context = editions.edition_context(services, session, _transient_edition(now), now=now)
+        [(digest, _, _)] = editions.digests_for(services, session, context, [subscriber])
+        return digest
+
+
+async def send_test_digest(
+    services: Services, *, to: str, interests: str = "", now: datetime | None = None
+) -> SendOutcome:
+    """Send one real digest to `to`, subject marked [TEST]; the delivery ledger is not touched."""
+    now = now or utcnow()
+    with Session(services.engine) as session:
+        stored = subscriber_store.get_by_email(session, to)
+        subscriber = Subscriber(
+            id=stored.id if stored else 0,
+            email=to,
+            interests=interests or (stored.interests if stored else ""),
+            seed_papers=list(stored.seed_papers) if stored else [],
+            categories=list(stored.categories) if stored else [],
+        )
+        context = editions.edition_context(services, session, _transient_edition(now), now=now)
+        [(digest, _, links)] = editions.digests_for(
+            services, session, context, [subscriber], is_test=True
+        )
+    msg_id = message_id(
+        edition_id=TEST_EDITION_ID,
+        subscriber_id=subscriber.id or 0,
+        domain=services.settings.email.message_id_domain,
+        secret=services.settings.secret(),
+    )
+    raw = editions.compose_message(
+        services,
+        subscriber=subscriber,
+        digest=digest,
+        links=links,
+        msg_id=msg_id,
+        now=now,
+        is_test=True,
+    )
+    connection = SmtpConnection(services.settings.smtp)
+    try:
+        return await connection.send(
+            sender=services.settings.email.from_address, recipient=to, message=raw
+        )
+    finally:
+        await connection.close()

@@ -1,0 +1,100 @@
+"""Everything about an edition's candidates that is computed once and shared by all subscribers.
+
+Vectors of the candidates and of the pool (papers that likes may point at), the trending
+signal, category and author incidence, and which candidates have a near-duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from scipy import sparse
+
+from digest.ranking.trending import trending_scores
+from digest.ranking.types import Candidate, RankParams
+from digest.ranking.vectors import PaperVectors, TextModel, fit_for
+
+
+def _incidence(
+    values: Sequence[Sequence[str]], normalise=str.lower
+) -> tuple[dict[str, int], sparse.csr_matrix]:
+    """(vocabulary, (terms, papers) 0/1 matrix) for per-paper lists such as categories."""
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for j, items in enumerate(values):
+        for item in {normalise(v) for v in items if v}:
+            rows.append(vocab.setdefault(item, len(vocab)))
+            cols.append(j)
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sparse.csr_matrix((data, (rows, cols)), shape=(len(vocab), len(values)))
+    return vocab, matrix
+
+
+@dataclass
+class RankContext:
+    candidates: list[Candidate]
+    index: dict[str, int]  # candidate id -> column
+    pool: list[Candidate]  # candidates first, then other known papers
+    pool_index: dict[str, int]
+    model: TextModel
+    vectors: PaperVectors  # of the candidates
+    pool_vectors: PaperVectors
+    trend: np.ndarray  # (m,)
+    trend_order: np.ndarray  # candidate columns by trending, best first
+    categories: dict[str, int]
+    category_matrix: sparse.csr_matrix  # (categories, m)
+    authors: dict[str, int]
+    author_matrix: sparse.csr_matrix  # (authors, m)
+    has_duplicate: np.ndarray  # (m,) bool: some other candidate is a near-copy
+    duplicates: sparse.csr_matrix  # (m, m) TF-IDF cosine where >= duplicate_similarity
+    texts: list[str]  # lower-cased title + abstract, for muted words
+
+    @property
+    def size(self) -> int:
+        return len(self.candidates)
+
+
+def build_context(
+    candidates: Sequence[Candidate],
+    *,
+    pool: Sequence[Candidate] = (),
+    model: TextModel | None = None,
+    now: datetime | None = None,
+    params: RankParams = RankParams(),
+) -> RankContext:
+    """Vectorise the candidates and pool once. Without `model`, one is fitted on them."""
+    candidates = list({c.id: c for c in candidates}.values())
+    index = {c.id: j for j, c in enumerate(candidates)}
+    extra = [p for p in {p.id: p for p in pool}.values() if p.id not in index]
+    full_pool = candidates + extra
+    if model is None:
+        model = fit_for(candidates, extra)
+    vectors = model.encode(candidates)
+    extra_vectors = model.encode(extra)
+    pool_vectors = PaperVectors(
+        sparse.vstack([vectors.tfidf, extra_vectors.tfidf]).tocsr(),
+        np.vstack([vectors.dense, extra_vectors.dense]),
+        np.concatenate([vectors.genericity, extra_vectors.genericity]),
+    )
+    trend = trending_scores(candidates, now=now, half_life_days=params.recency_half_life_days)
+    trend_order = np.argsort(-trend, kind="stable")
+    categories, category_matrix = _incidence([c.categories for c in candidates])
+    authors, author_matrix = _incidence([c.authors for c in candidates], _author_key)
+    similar = (vectors.tfidf @ vectors.tfidf.T).tocsr()
+    similar.setdiag(0)
+    similar.data[similar.data < params.duplicate_similarity] = 0
+    similar.eliminate_zeros()
+    has_duplicate = np.diff(similar.indptr) > 0
+    texts = [f"{c.title}\n{c.abstract}".lower() for c in candidates]
+    return RankContext(
+        candidates, index, full_pool, {p.id: i for i, p in enumerate(full_pool)}, model,
+        vectors, pool_vectors, trend, trend_order, categories, category_matrix.tocsr(),
+        authors, author_matrix.tocsr(), has_duplicate, similar, texts,
+    )
+
+
+def _author_key(name: str) -> str:
+    return " ".join(name.lower().split())

@@ -1,0 +1,144 @@
+"""The text model: TF-IDF plus a dense latent-semantic (LSA) projection, fitted once per edition.
+
+An edition fits one `TextModel` on the rolling window of stored papers plus the candidates and
+passes it to `rank(..., model=...)`; every subscriber is then scored against the same vectors.
+`to_bytes`/`from_bytes` let the caller persist it (this module does no I/O itself).
+
+Why two views of the same text: the dense LSA vectors (64 dimensions by default) carry the
+likes-based profiles: on the sample data they beat a TF-IDF centroid by ~6 points of P@10, and
+they turn scoring into one BLAS product. The sparse TF-IDF vectors carry exact term matches of
+interest text, near-duplicate detection and the "matches: ..." explanations.
+
+No semantic (sentence-embedding) backend ships: none of the PyPI packages we can install carries
+its model weights, and nothing here may download a model at run time.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from digest.ranking.types import Candidate
+
+# Below this many documents an LSA basis is noise; the dense view is then TF-IDF itself.
+MIN_DOCS_FOR_LSA = 200
+MAX_IDENTITY_TERMS = 50_000
+
+
+def paper_text(paper: Candidate) -> str:
+    """The text a paper is known by; the title twice, because it is the densest summary."""
+    return f"{paper.title}. {paper.title}. {paper.abstract}"
+
+
+@dataclass(frozen=True, slots=True)
+class PaperVectors:
+    """Vectors of a list of papers: sparse TF-IDF rows, dense rows, and their genericity."""
+
+    tfidf: sparse.csr_matrix  # (n, terms) float32, rows L2-normalised
+    dense: np.ndarray  # (n, dims) float32, rows L2-normalised
+    genericity: np.ndarray  # (n,) float32: cosine of each dense row with the corpus centroid
+
+
+class TextModel:
+    """TF-IDF vocabulary + optional LSA projection + corpus centroid, fitted on a window."""
+
+    def __init__(
+        self,
+        vectorizer: TfidfVectorizer,
+        components: np.ndarray | None,
+        centroid: np.ndarray,
+    ) -> None:
+        self.vectorizer = vectorizer
+        self.components = components  # (dims, terms) or None for the identity projection
+        self.centroid = centroid  # unit vector in the dense space
+        self.terms = vectorizer.get_feature_names_out()
+
+    @classmethod
+    def fit(
+        cls,
+        texts: Sequence[str],
+        *,
+        dims: int = 64,
+        ngram_range: tuple[int, int] = (1, 2),
+        max_df: float = 0.5,
+        seed: int = 0,
+    ) -> TextModel:
+        """Fit on the window's texts (use `paper_text`). dims=64 measured best on real data."""
+        texts = [t for t in texts if t.strip()] or ["empty"]
+        small = len(texts) < MIN_DOCS_FOR_LSA
+        vectorizer = TfidfVectorizer(
+            stop_words="english",
+            sublinear_tf=True,
+            ngram_range=ngram_range,
+            # min_df 2 drops typos and one-off tokens, but a tiny corpus would lose everything.
+            min_df=1 if small else 2,
+            max_df=1.0 if len(texts) < 10 else max_df,
+            dtype=np.float32,
+        )
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:  # only stop words: fall back to keeping them
+            vectorizer.set_params(stop_words=None, max_df=1.0, min_df=1)
+            matrix = vectorizer.fit_transform(texts)
+        components = None
+        n_terms = matrix.shape[1]
+        if (not small and dims > 0) or n_terms > MAX_IDENTITY_TERMS:
+            k = max(1, min(dims, n_terms - 1, len(texts) - 1))
+            svd = TruncatedSVD(n_components=k, random_state=seed, algorithm="randomized")
+            svd.fit(matrix)
+            components = svd.components_.astype(np.float32)
+        model = cls(vectorizer, components, np.zeros(0, dtype=np.float32))
+        dense = model.project(matrix)
+        centroid = dense.mean(axis=0)
+        norm = float(np.linalg.norm(centroid))
+        model.centroid = (centroid / norm if norm > 0 else centroid).astype(np.float32)
+        return model
+
+    @property
+    def dims(self) -> int:
+        return len(self.terms) if self.components is None else self.components.shape[0]
+
+    def tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """L2-normalised float32 TF-IDF rows (all-zero rows for texts with no known term)."""
+        if not texts:
+            return sparse.csr_matrix((0, len(self.terms)), dtype=np.float32)
+        return normalize(self.vectorizer.transform(texts)).astype(np.float32).tocsr()
+
+    def project(self, tfidf: sparse.spmatrix) -> np.ndarray:
+        """Dense L2-normalised rows for TF-IDF rows (LSA projection, or TF-IDF densified)."""
+        if self.components is None:
+            dense = np.asarray(tfidf.toarray(), dtype=np.float32)
+        else:
+            dense = np.asarray(tfidf @ self.components.T, dtype=np.float32)
+        norms = np.linalg.norm(dense, axis=1, keepdims=True)
+        np.divide(dense, norms, out=dense, where=norms > 0)
+        return dense
+
+    def encode(self, papers: Sequence[Candidate]) -> PaperVectors:
+        tfidf = self.tfidf([paper_text(p) for p in papers])
+        dense = self.project(tfidf)
+        genericity = dense @ self.centroid if len(self.centroid) else np.zeros(len(papers))
+        return PaperVectors(tfidf, dense, np.asarray(genericity, dtype=np.float32))
+
+    def to_bytes(self) -> bytes:
+        """Serialised model for the caller to store (our own file: pickle is fine here)."""
+        return pickle.dumps((self.vectorizer, self.components, self.centroid), protocol=5)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TextModel:
+        vectorizer, components, centroid = pickle.loads(data)  # noqa: S301 - our own file
+        return cls(vectorizer, components, centroid)
+
+
+def fit_for(candidates: Sequence[Candidate], window: Sequence[Candidate] = ()) -> TextModel:
+    """A model fitted on the window plus the candidates (duplicates by id counted once)."""
+    seen: dict[str, Candidate] = {p.id: p for p in window}
+    seen.update({p.id: p for p in candidates})
+    return TextModel.fit([paper_text(p) for p in seen.values()])

@@ -1,0 +1,311 @@
+"""Digest and confirmation emails: Jinja2 rendering and MIME assembly. Pure: no SMTP, no DB.
+
+CSS is inlined once, when a template is loaded (css-inline), not per message. Each paper's
+static fragment is rendered once per edition; per subscriber only the assembly happens.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from markupsafe import Markup
+
+_BLOCK_TAG = re.compile(r"(\{%.*?%\})", re.S)
+_COMMENTED_TAG = re.compile(r"<!--(\{%.*?%\})-->", re.S)
+MAX_AUTHORS = 3
+
+
+class InliningLoader(BaseLoader):
+    """Loads templates from disk, inlining templates/email/digest.css into email HTML once.
+
+    Jinja block tags are hidden in HTML comments while the HTML is parsed, so the parser's
+    table repair cannot move them; block tags must therefore not sit inside attribute values.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._files = FileSystemLoader(str(root))
+        css_path = root / "email" / "digest.css"
+        css = css_path.read_text(encoding="utf-8") if css_path.exists() else ""
+        self._inliner = css_inline.CSSInliner(extra_css=css, keep_style_tags=True)
+        self._css = css
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Any]:
+        source, filename, uptodate = self._files.get_source(environment, template)
+        if template.startswith("email/") and template.endswith(".html"):
+            shielded = _BLOCK_TAG.sub(r"<!--\1-->", source)
+            if shielded.lstrip().lower().startswith(("<!doctype", "<html")):
+                inlined = self._inliner.inline(shielded)
+                if shielded.lstrip().lower().startswith("<!doctype"):
+                    inlined = "<!DOCTYPE html>\n" + inlined
+            else:
+                inlined = css_inline.inline_fragment(shielded, self._css)
+            source = _COMMENTED_TAG.sub(r"\1", inlined)
+        return source, filename, uptodate
+
+
+def make_environment(templates_dir: Path) -> Environment:
+    """Every template autoescaped (whatever its name) and strict about missing variables."""
+    if not templates_dir.is_dir():
+        raise TemplateNotFound(str(templates_dir))
+    return Environment(
+        loader=InliningLoader(templates_dir),
+        autoescape=True,
+        undefined=StrictUndefined,
+        auto_reload=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """What an email shows of one paper; built once per edition."""
+
+    key: str
+    title: str
+    url: str
+    authors_line: str
+    tldr: str
+    categories: tuple[str, ...] = ()
+    pdf_url: str | None = None
+    code_url: str | None = None
+    upvotes: int | None = None
+    github_stars: int | None = None
+
+
+def authors_line(authors: Sequence[str]) -> str:
+    if not authors:
+        return "Unknown authors"
+    if len(authors) <= MAX_AUTHORS:
+        return ", ".join(authors)
+    return ", ".join(authors[:MAX_AUTHORS]) + " et al."
+
+
+def tldr(abstract: str, ai_summary: str | None, *, max_chars: int) -> str:
+    """The source's AI summary if any, else the abstract's first sentences cut on a word."""
+    text = (ai_summary or abstract or "").strip()
+    if len(text) <= max_chars:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    out = ""
+    for sentence in sentences:
+        if len(out) + len(sentence) + 1 > max_chars:
+            break
+        out = f"{out} {sentence}".strip()
+    if out:
+        return out
+    cut = text[:max_chars].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def safe_url(url: str | None) -> str | None:
+    """Only http(s) links reach an email; javascript:, data: and the rest are dropped."""
+    if not url:
+        return None
+    return url if re.match(r"^https?://[^\s<>\"']+$", url) else None
+
+
+def paper_view(paper: Any, *, max_tldr_chars: int) -> PaperView:
+    """A PaperView from a stored Paper (or anything with the same attributes)."""
+    arxiv_id = getattr(paper, "arxiv_id", None)
+    url = safe_url(paper.url) or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")
+    pdf = safe_url(paper.pdf_url) or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else None)
+    return PaperView(
+        key=paper.key,
+        title=paper.title,
+        url=url,
+        authors_line=authors_line(paper.authors or []),
+        tldr=tldr(paper.abstract, paper.ai_summary, max_chars=max_tldr_chars),
+        categories=tuple((paper.categories or [])[:4]),
+        pdf_url=pdf,
+        code_url=safe_url(paper.code_url),
+        upvotes=paper.upvotes,
+        github_stars=paper.github_stars,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One paper in one subscriber's digest: the shared view plus this reader's reason and links."""
+
+    paper: PaperView
+    why: str
+    up_url: str
+    down_url: str
+    section: str = "For you"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestLinks:
+    manage: str
+    unsubscribe: str
+    view: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDigest:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass
+class EditionRenderer:
+    """Renders one edition's digests; paper fragments are rendered once and reused."""
+
+    env: Environment
+    edition_date: date
+    postal_address: str
+    _fragments: dict[str, Markup] = field(default_factory=dict)
+
+    def fragment(self, paper: PaperView) -> Markup:
+        cached = self._fragments.get(paper.key)
+        if cached is None:
+            # The fragment is the output of an autoescaped template, so it is already safe HTML.
+            cached = Markup(self.env.get_template("email/_paper.html").render(paper=paper))
+            self._fragments[paper.key] = cached
+        return cached
+
+    def render(
+        self,
+        *,
+        items: Sequence[DigestItem],
+        interests: str,
+        links: DigestLinks,
+        shortfall: str = "",
+        is_test: bool = False,
+    ) -> RenderedDigest:
+        label = self.edition_date.strftime("%A %d %B %Y")
+        matched = sum(1 for i in items if i.section == "For you")
+        count = len(items)
+        headline = (
+            f"{matched} new paper{'s' if matched != 1 else ''} for you"
+            if matched
+            else f"{count} trending paper{'s' if count != 1 else ''} today"
+        )
+        subject = f"{'[TEST] ' if is_test else ''}Trending papers, {self.edition_date:%d %b %Y}: "
+        subject += f"{count} paper{'s' if count != 1 else ''}"
+        sections: list[dict[str, Any]] = []
+        for number, item in enumerate(items, start=1):
+            title = "Trending today" if item.section == "Trending" else "For you"
+            if not sections or sections[-1]["title"] != title:
+                sections.append({"title": title, "entries": []})
+            sections[-1]["entries"].append(
+                {
+                    "paper": item.paper,
+                    "body": self.fragment(item.paper),
+                    "why": item.why,
+                    "up_url": item.up_url,
+                    "down_url": item.down_url,
+                    "number": number,
+                }
+            )
+        context = {
+            "subject": subject,
+            "edition_label": label,
+            "headline": headline,
+            "interests": _short_interests(interests),
+            "shortfall": shortfall,
+            "sections": sections,
+            "links": links,
+            "postal_address": self.postal_address,
+            "is_test": is_test,
+        }
+        html = self.env.get_template("email/digest.html").render(context)
+        text = self.env.get_template("email/digest.txt").render(context)
+        return RenderedDigest(subject=subject, html=html, text=text)
+
+
+def _short_interests(interests: str, limit: int = 120) -> str:
+    text = " ".join(interests.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def message_id(*, edition_id: int, subscriber_id: int, domain: str, secret: str) -> str:
+    """Deterministic per (edition, subscriber): a resend after a crash carries the same id."""
+    raw = f"{edition_id}.{subscriber_id}".encode()
+    tag = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()[:8]
+    return f"<edition-{edition_id}.sub-{subscriber_id}.{tag}@{domain}>"
+
+
+def _header_text(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("header value contains a line break")
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    name, address = parseaddr(value)
+    if not address or any(c in value for c in "\r\n\0"):
+        raise ValueError(f"not a valid address: {value!r}")
+    return formataddr((name, address), charset="utf-8")
+
+
+def _qp(body: str) -> bytes:
+    data = body.replace("\r\n", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def build_message(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None,
+    message_id: str,
+    date: datetime,
+    headers: Mapping[str, str] = {},
+) -> bytes:
+    """RFC 5322 bytes: multipart/alternative (text first, then HTML), quoted-printable bodies.
+
+    Assembled directly rather than through email.message, which costs ~7 ms a message; the
+    result parses back identically with email.message_from_bytes(policy=default) (tested).
+    """
+    boundary = "=_digest_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    lines = [
+        f"From: {_address(sender)}",
+        f"To: {_address(to)}",
+        f"Subject: {_header_text(subject)}",
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+    ]
+    for name, value in headers.items():
+        lines.append(f"{name}: {_header_text(value)}")
+    text_part = (
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + _qp(text)
+    )
+    if html is None:
+        lines += [
+            "Content-Type: text/plain; charset=utf-8",
+            "Content-Transfer-Encoding: quoted-printable",
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + _qp(text)
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    html_part = (
+        b"Content-Type: text/html; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + _qp(html)
+    )
+    marker = f"--{boundary}".encode()
+    return b"".join(
+        [
+            ("\r\n".join(lines) + "\r\n\r\n").encode("ascii"),
+            marker + b"\r\n" + text_part + b"\r\n",
+            marker + b"\r\n" + html_part + b"\r\n",
+            marker + b"--\r\n",
+        ]
+    )
