@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/ranking_quality.py
 	$(BIN)/python benchmarks/ranking_speed.py --subscribers 100000
+	$(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/send.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     gain = likes["ours"]["p"] - likes[best_base]["p"]
     print(f"\nours vs best baseline {best_base}: P@10 {gain:+.3f} "
           f"({100 * gain / likes[best_base]['p']:+.1f} %), standard error ~"
-          f"{likes['ours']['sem_p']:.3f}; nDCG {likes['ours']['ndcg'] - likes[best_base]['ndcg']:+.3f}"
-          f", MRR {likes['ours']['mrr'] - likes[best_base]['mrr']:+.3f}")
+          f"{likes['ours']['sem_p']:.3f}; "
+          f"nDCG {likes['ours']['ndcg'] - likes[best_base]['ndcg']:+.3f}, "
+          f"MRR {likes['ours']['mrr'] - likes[best_base]['mrr']:+.3f}")
     print(f"time for all {len(trials)} trials: ours {ours_s:.2f} s (fit + one batch), "
           f"SVM {svm_s:.2f} s")
 

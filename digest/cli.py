@@ -264,30 +264,44 @@ def rank(
     Example:
         digest rank --papers papers.jsonl --interests "sparse attention" --top 5 --json
     """
-    from digest.rankfile import RankInputError, run_rank
+    from digest.rankfile import RankInputError, read_profiles, run_rank
 
     if profiles is None and interests is None and not like:
         fail("give --interests, --like or --profiles")
-    if papers is None:
-        fail("--papers is required (ranking the stored edition's candidates is not available yet)")
     try:
-        run_rank(
-            papers,
-            interests=interests,
-            like=tuple(like),
-            dislike=tuple(dislike),
-            profiles_path=profiles,
-            top=top,
-            out=sys.stdout,
+        if papers is not None:
+            run_rank(
+                papers,
+                interests=interests,
+                like=tuple(like),
+                dislike=tuple(dislike),
+                profiles_path=profiles,
+                top=top,
+                out=sys.stdout,
+            )
+            return
+        from digest.previews import rank_stored
+        from digest.ranking import Profile
+
+        batch = (
+            read_profiles(profiles)
+            if profiles is not None
+            else [
+                Profile(
+                    user="cli", interests=interests or "", like=tuple(like), dislike=tuple(dislike)
+                )
+            ]
         )
     except RankInputError as exc:
         fail(str(exc))
-
-
-def _edition_today(st: State, now: datetime) -> Any:
-    from digest.editions import plan_edition
-
-    return plan_edition(st.services, edition_date=now.date(), now=now)
+    ranked = rank_stored(state(ctx).services, batch, top=top)
+    for profile, picks in zip(batch, ranked, strict=True):
+        _print_json(
+            {
+                "user": profile.user,
+                "ranked": [{"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks],
+            }
+        )
 
 
 @app.command()
@@ -310,7 +324,10 @@ def send(
     edition, planned = plan_edition(
         st.services, edition_date=now.date(), now=now, due_only=due_only
     )
-    report = asyncio.run(send_edition(st.services, edition, now=now, dry_run=dry_run))
+    if dry_run:
+        report = asyncio.run(send_edition(st.services, edition, now=now, dry_run=True))
+    else:
+        report = _send_with_progress(st.services, edition, now)
     table = Table(
         "edition",
         "planned",
@@ -334,8 +351,28 @@ def send(
         f"{report.rate:.1f}",
     )
     Console().print(table)
+    if report.paused:
+        fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
         fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
+
+
+def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from sqlmodel import Session
+
+    from digest.editions import send_edition
+    from digest.store import deliveries as ledger
+
+    with Session(services.engine) as session:
+        counts = ledger.state_counts(session, edition.id)
+    total = sum(counts.get(state, 0) for state in (*ledger.OPEN_STATES, "claimed"))
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("Sending", total=total)
+        return asyncio.run(
+            send_edition(services, edition, now=now, progress=lambda n: progress.advance(task, n))
+        )
 
 
 @app.command()
@@ -343,17 +380,31 @@ def preview(
     ctx: typer.Context,
     email: str = typer.Argument(..., help="Subscriber whose digest to render."),
     out: Path | None = typer.Option(None, "--out", help="Write the HTML here."),
+    open_: bool = typer.Option(False, "--open", help="Open the HTML in a browser."),
 ) -> None:
-    """Render today's digest for one subscriber without sending it."""
+    """Render today's digest for one subscriber without sending it.
+
+    \b
+    Example:
+        digest preview ada@example.com --out ada.html --open
+    """
     from digest.previews import preview_digest
 
     try:
         digest = preview_digest(state(ctx).services, email=email)
     except LookupError as exc:
         fail(str(exc))
+    if open_ and out is None:
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="digest-preview-")) / "preview.html"
     if out:
         out.write_text(digest.html, encoding="utf-8")
         Console().print(f"Wrote {out} ({digest.subject}).", highlight=False)
+        if open_:
+            import webbrowser
+
+            webbrowser.open(out.resolve().as_uri())
     else:
         sys.stdout.write(digest.text)
 
@@ -394,6 +445,12 @@ def stats(
     console = Console()
     console.print(f"Subscribers: {data['subscribers']}", highlight=False)
     console.print(f"Papers stored: {data['papers']}", highlight=False)
+    week = data["last_7_days"]
+    console.print(
+        f"Last 7 days: {week['sent']} sent, hard bounces {week['hard_bounce_rate']:.2%}, "
+        f"soft bounces {week['soft_bounce_rate']:.2%}, complaints {week['complaint_rate']:.3%}",
+        highlight=False,
+    )
     table = Table("source", "last fetch", "status", "error")
     for row in data["sources"]:
         table.add_row(
@@ -413,28 +470,63 @@ def stats(
 
 
 @app.command()
-def worker(ctx: typer.Context) -> None:
-    """Run the scheduler: fetch sources, plan editions, send due deliveries."""
-    fail(
-        "digest worker is not yet available in this version; run `digest fetch` and "
-        "`digest send --due-only` from cron meanwhile"
-    )
+def worker(
+    ctx: typer.Context,
+    name: str | None = typer.Option(None, "--name", help="Worker name in the ledger and logs."),
+    send_only: bool = typer.Option(
+        False, "--send-only", help="Only send; never take the scheduler role (fetch, plan)."
+    ),
+) -> None:
+    """Run the scheduler: fetch sources, plan editions, send due deliveries.
+
+    \b
+    Any number of workers may run against one PostgreSQL database: one holds the scheduler
+    lease (fetch, plan), every one sends. On SQLite a second worker refuses to start.
+    SIGTERM or Ctrl-C: stop claiming, finish in-flight messages, exit 0.
+    """
+    import logging
+
+    from digest.leases import WorkerLockError
+    from digest.scheduler import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        code = run_worker(state(ctx).services, name=name, run_scheduler=not send_only)
+    except WorkerLockError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    host: str | None = typer.Option(None, "--host", help="Default: web.host."),
+    port: int | None = typer.Option(None, "--port", help="Default: web.port."),
 ) -> None:
-    """Run the web app (subscribe, confirm, manage, unsubscribe)."""
-    fail("digest serve is not yet available in this version")
+    """Run the web app (subscribe, confirm, manage, unsubscribe). It never runs the scheduler.
+
+    \b
+    Example:
+        digest serve --host 0.0.0.0 --port 8000
+    """
+    import uvicorn
+
+    from digest.web import create_app
+
+    services = state(ctx).services
+    host = host or services.settings.web.host
+    port = port or services.settings.web.port
+    # One process: the app's confirmation-mail threads and rate limits live in the database,
+    # so more capacity means more `digest serve` processes behind a proxy, not --workers.
+    uvicorn.run(create_app(services), host=host, port=port, proxy_headers=False, log_level="info")
 
 
 def _register_plugins() -> None:
+    from digest.commands import admin as admin_commands
     from digest.commands import fetch as fetch_commands
 
     fetch_commands.register(app)
+    admin_commands.register(app)
 
 
 _register_plugins()

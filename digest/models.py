@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -156,3 +164,81 @@ class Suppression(SQLModel, table=True):
     email_hash: str = Field(max_length=64, unique=True)
     reason: str = Field(max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Consent(SQLModel, table=True):
+    """Proof of a double opt-in: what form was shown, when, from where (hashed), when confirmed.
+
+    One row per subscribe request; the confirmation link names the row by its random nonce, so a
+    link from an older request cannot be replayed once a newer one has been confirmed.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    nonce: str = Field(max_length=64, unique=True)
+    form_version: str = Field(max_length=40)
+    text_hash: str = Field(max_length=64)
+    ip_hash: str = Field(max_length=64)
+    ua_hash: str = Field(max_length=64)
+    requested_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RateLimit(SQLModel, table=True):
+    """Rate-limit state per key (hashed address, hashed IP, global hour), updated atomically.
+
+    `hits` holds recent hit times (epoch seconds) for sliding windows, `count` a fixed-window
+    counter; `version` makes every change a compare-and-swap, so concurrent requests on SQLite or
+    PostgreSQL can never both take the last slot.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    hits: list[float] = _json_list()
+    count: int = 0
+    version: int = 0
+    expires_at: datetime = Field(index=True, sa_type=UTCDateTime)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Who runs the singleton scheduler jobs; taken over by another worker once it expires."""
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    acquired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EditionModel(SQLModel, table=True):
+    """The text model fitted for an edition, kept so every send run of the day reuses it."""
+
+    edition_id: int = Field(foreign_key="edition.id", primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class BounceEvent(SQLModel, table=True):
+    """One parsed delivery report or complaint, per recipient.
+
+    `event_key` (a hash of the report's Message-ID, or of its content, and the recipient) is
+    unique, so a replayed report adds no row and changes nothing. The address is kept only as
+    its suppression hash: erasing a subscriber leaves the bounce and complaint figures intact.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=20)  # hard | soft | complaint | delivered
+    status: str | None = Field(default=None, max_length=20)
+    email_hash: str = Field(max_length=64, index=True)
+    edition_id: int | None = None
+    received_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UTCDateTime)
+    day: date = Field(index=True)
+
+
+class SendingPause(SQLModel, table=True):
+    """A pause of all sending (complaint rate too high); open while `resumed_at` is empty."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    reason: str
+    paused_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resumed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

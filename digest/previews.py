@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from digest import editions
+from digest import digests as editions
 from digest.bootstrap import Services
 from digest.mailer import SendOutcome, SmtpConnection
 from digest.models import Edition, Subscriber, utcnow
@@ -74,3 +74,29 @@ async def send_test_digest(
         )
     finally:
         await connection.close()
+
+
+def rank_stored(
+    services: Services, profiles: list, *, top: int, now: datetime | None = None
+) -> list[list]:
+    """Rank today's stored candidates for plain profiles: `digest rank` without --papers.
+
+    Uses the same edition context (window-fitted text model, pool of rated papers) and the
+    same ranker as the emails; the output is the plain top N by final score.
+    """
+    from digest import ranking
+    from digest.digests import rank_params
+
+    now = now or utcnow()
+    with Session(services.engine) as session:
+        context = editions.edition_context(services, session, _transient_edition(now), now=now)
+    if context.rank_context is None:
+        return [[] for _ in profiles]
+    result = ranking.rank_result(
+        context.candidates,
+        profiles,
+        top_n=top,
+        params=rank_params(services),
+        context=context.rank_context,
+    )
+    return [result.picks(i) for i in range(len(profiles))]

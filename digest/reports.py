@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from digest.bootstrap import Services
-from digest.models import Edition, FeedState, Paper, Subscriber
+from digest.models import (
+    BounceEvent,
+    Delivery,
+    Edition,
+    FeedState,
+    Paper,
+    Subscriber,
+    utcnow,
+)
 from digest.store import deliveries as ledger
 
 
@@ -44,9 +53,27 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
             }
             for e in recent
         ]
+        week = utcnow() - timedelta(days=7)
+        sent = session.exec(select(func.count()).where(col(Delivery.sent_at) > week)).one()
+        events = {
+            kind: count
+            for kind, count in session.exec(
+                select(BounceEvent.kind, func.count())
+                .where(col(BounceEvent.received_at) > week)
+                .group_by(BounceEvent.kind)
+            )
+        }
+    rates = {
+        "sent": sent,
+        "hard_bounce_rate": events.get("hard", 0) / sent if sent else 0.0,
+        "soft_bounce_rate": events.get("soft", 0) / sent if sent else 0.0,
+        "complaint_rate": events.get("complaint", 0) / sent if sent else 0.0,
+    }
     return {
         "subscribers": by_status,
+        "confirmations_pending": by_status.get("pending", 0),
         "papers": papers,
         "sources": sources,
         "editions": edition_rows,
+        "last_7_days": rates,
     }

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -47,6 +47,9 @@ class SmtpSettings(_Section):
     local_hostname: str = "digest.localhost"
     connections: int = Field(4, ge=1, le=256)
     max_rate_per_s: float = Field(0.0, ge=0)
+    relay_backoff_base_s: float = Field(1.0, gt=0)
+    relay_backoff_max_s: float = Field(7.0, gt=0)
+    relay_give_up_s: float = Field(600.0, gt=0)
 
 
 class SourceSettings(_Section):
@@ -90,12 +93,33 @@ class EmailSettings(_Section):
     postal_address: str = "Trending Papers, 1 Example Street, Example City"
     message_id_domain: str = "digest.example.com"
     max_tldr_chars: int = Field(320, ge=40)
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_key_path: Path | None = None
+
+
+def _comma_list(value: Any) -> Any:
+    """A comma-separated environment variable becomes a tuple; lists from TOML pass through."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class WebSettings(_Section):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: int = Field(16_384, ge=1024)
+    ip_limit: int = Field(5, ge=1)
+    ip_window_s: float = Field(300.0, gt=0)
+    address_interval_s: float = Field(900.0, ge=0)
+    address_daily_limit: int = Field(3, ge=1)
+    confirmations_per_hour: int = Field(500, ge=1)
+    form_version: str = "2026-11-24"
+    mail_workers: int = Field(2, ge=1, le=32)
+
+    _split_proxies = field_validator("trusted_proxies", mode="before")(_comma_list)
 
 
 class DeliverySettings(_Section):
@@ -107,10 +131,34 @@ class DeliverySettings(_Section):
     default_timezone: str = "UTC"
 
 
+class SchedulerSettings(_Section):
+    """The worker's timetable (UTC cron expressions) and its deadlines."""
+
+    edition_hour: int = Field(2, ge=0, le=23)
+    fetch_cron: str = "30 1 * * *"
+    trending_cron: str = "15 */3 * * *"
+    send_interval_s: float = Field(60.0, gt=0)
+    misfire_grace_s: float = Field(21_600.0, ge=3600)
+    lease_s: float = Field(30.0, gt=0)
+    fetch_deadline_s: float = Field(900.0, gt=0)
+    send_deadline_s: float = Field(600.0, gt=0)
+
+
+class InboundSettings(_Section):
+    """`digest inbound`: the SMTP server that takes commands, replies and bounce reports."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=1, le=65535)
+    address: str = "digest@example.com"
+    bounce_address: str = "bounces@example.com"
+    max_message_bytes: int = Field(1_000_000, ge=10_000)
+
+
 class Settings(_Section):
     mode: Literal["production", "dev", "demo"] = "production"
     database_url: str = "sqlite:///digest.db"
     secret_key: SecretStr | None = None
+    old_secret_keys: tuple[SecretStr, ...] = ()
     templates_dir: Path = PROJECT_ROOT / "templates"
     log_format: Literal["text", "json"] = "text"
     smtp: SmtpSettings = SmtpSettings()
@@ -119,7 +167,17 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    inbound: InboundSettings = InboundSettings()
     sources: tuple[SourceSettings, ...] = ()
+
+    _split_old_keys = field_validator("old_secret_keys", mode="before")(_comma_list)
+
+    def signing_keys(self) -> list[str]:
+        """Every key tokens verify with, oldest first; new tokens are signed with the last."""
+        return [k.get_secret_value() for k in self.old_secret_keys if k.get_secret_value()] + [
+            self.secret()
+        ]
 
     def secret(self) -> str:
         """The signing key; a fixed development key only in dev/demo mode."""

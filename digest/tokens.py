@@ -6,6 +6,9 @@ pass several secrets oldest first; new tokens are signed with the newest, all li
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,16 +35,30 @@ class TokenError(Exception):
         self.expired = expired
 
 
+class _UncompressedSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe format without the zlib attempt, which halves the cost of a token
+    (tokens are minted for every digest); loads() reads both forms."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        data = json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 class Tokens:
     """Mints and verifies tokens for the purposes in MAX_AGE_S."""
 
     def __init__(self, secrets: str | Sequence[str]) -> None:
         self._secrets = [secrets] if isinstance(secrets, str) else list(secrets)
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        if purpose not in MAX_AGE_S:
-            raise ValueError(f"unknown token purpose {purpose!r}")
-        return URLSafeTimedSerializer(self._secrets, salt=f"digest.{purpose}")
+        serializer = self._serializers.get(purpose)
+        if serializer is None:
+            if purpose not in MAX_AGE_S:
+                raise ValueError(f"unknown token purpose {purpose!r}")
+            serializer = _UncompressedSerializer(self._secrets, salt=f"digest.{purpose}")
+            self._serializers[purpose] = serializer
+        return serializer
 
     def dumps(self, purpose: str, payload: Any) -> str:
         return self._serializer(purpose).dumps(payload)
@@ -55,8 +72,6 @@ class Tokens:
         except BadSignature as exc:
             raise TokenError("invalid token") from exc
         if max_age is not None:
-            import time
-
             age = (now_s if now_s is not None else time.time()) - signed_at.timestamp()
             if age > max_age:
                 raise TokenError("token expired", expired=True) from SignatureExpired("expired")

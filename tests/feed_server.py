@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
-
-import pytest
 
 
 @dataclass
@@ -51,7 +50,10 @@ class FeedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval keeps shutdown (each test's teardown) fast.
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def start(self) -> FeedServer:
         self.thread.start()
@@ -134,17 +136,11 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    """A started FeedServer, stopped after the test."""
+@contextmanager
+def running_server() -> Iterator[FeedServer]:
+    """A started FeedServer, stopped on exit (wrap it in a fixture in the test module)."""
     server = FeedServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def other_server() -> Iterator[FeedServer]:
-    """A second server, e.g. the target of a redirect that must never be followed."""
-    server = FeedServer().start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()

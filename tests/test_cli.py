@@ -131,3 +131,15 @@ def test_preview_of_an_unknown_subscriber_fails_cleanly(env) -> None:
 
     assert result.exit_code == 1
     assert "no such subscriber" in result.stderr
+
+
+def test_rank_without_papers_ranks_the_stored_candidates(env) -> None:
+    run(env, "init")
+    run(env, "fetch", "--file", HF_DAILY, "--format", "hf-daily")
+
+    result = run(env, "rank", "--interests", "video generation diffusion", "--top", "3")
+
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["user"] == "cli" and len(line["ranked"]) == 3
+    assert {"id", "score", "why"} <= set(line["ranked"][0])

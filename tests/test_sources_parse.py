@@ -67,6 +67,20 @@ def test_arxiv_rss_sample_announce_types_ids_and_fields() -> None:
     assert any("($0< \\delta \\ll 1$)" in r.abstract for r in result.records)
 
 
+def test_arxiv_rss_fast_path_matches_feedparser_path() -> None:
+    from digest.sources import arxiv_rss
+
+    data = fixture("arxiv_rss2_quant-ph_2025-04-28.xml")
+    assert arxiv_rss.parse(data) == arxiv_rss.parse(data, fast=False)
+    golden = rss(
+        "<item><title>$a&lt;b$ &amp; caf\u00e9</title><link>https://arxiv.org/abs/2504.17830</link>"
+        "<description>arXiv:2504.17830v2 Announce Type: replace \nAbstract: x &lt;= y</description>"
+        "</item>"
+    )
+    fast, slow = arxiv_rss.parse(golden), arxiv_rss.parse(golden, fast=False)
+    assert fast == slow and fast.records[0].title == "$a<b$ & caf\u00e9"
+
+
 def test_arxiv_api_sample_page() -> None:
     result = parse("arxiv-api", fixture("arxivpy_q_testing_s0_m100_cfe7536492ca.json"))
     assert result.error is None and result.total == 214881
@@ -143,7 +157,7 @@ def test_text_fidelity_arxiv_description_is_plain_tex() -> None:
 def test_text_fidelity_atom_type_text_keeps_markup_like_text() -> None:
     doc = (
         b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>f</title>'
-        b'<entry><id>https://example.org/e</id>'
+        b"<entry><id>https://example.org/e</id>"
         b'<title type="text">$a&lt;b$ &amp;lt;i&amp;gt;</title>'
         b'<link href="https://example.org/e"/><summary type="text">x &lt;i&gt;y&lt;/i&gt;</summary>'
         b"</entry></feed>"

@@ -25,7 +25,9 @@ def compose_row(result: RankResult, i: int, *, top_n: int, min_relevance: float)
     matches = [p for p in result.picks(i) if p.relevance >= min_relevance][:top_n]
     if len(matches) >= top_n:
         return matches
-    banned = set(result.batch.banned[i].indices.tolist())
+    banned_rows = result.batch.banned
+    # CSR slice, not banned[i]: scipy row indexing costs ~20 us per call.
+    banned = set(banned_rows.indices[banned_rows.indptr[i]:banned_rows.indptr[i + 1]].tolist())
     taken = {result.context.index[p.id] for p in matches}
     picks = list(matches)
     for column in result.context.trend_order:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -56,6 +57,32 @@ class RankContext:
     def size(self) -> int:
         return len(self.candidates)
 
+    @cached_property
+    def category_names(self) -> list[str]:
+        """Row of `category_matrix` -> category name (the inverse of `categories`)."""
+        return _inverse(self.categories)
+
+    @cached_property
+    def author_names(self) -> list[str]:
+        return _inverse(self.authors)
+
+    @cached_property
+    def tfidf_by_term(self) -> sparse.csr_matrix:
+        """(terms, m) CSR transpose of the candidates' TF-IDF, for profile x paper products
+        (built once: transposing per block cost a third of the profile work)."""
+        return self.vectors.tfidf.T.tocsr()
+
+    @cached_property
+    def vocabulary(self) -> list[str]:
+        """The model's terms as Python strings (numpy string scalars are slow to handle)."""
+        return self.model.terms.tolist()
+
+
+def _inverse(vocab: dict[str, int]) -> list[str]:
+    names = [""] * len(vocab)
+    for name, k in vocab.items():
+        names[k] = name
+    return names
 
 def build_context(
     candidates: Sequence[Candidate],

@@ -1,6 +1,6 @@
 """Scores for all subscribers at once: one dense product per chunk, sparse corrections, top-k.
 
-For a chunk of c subscribers against m candidates the final score is
+For a block of c subscribers against m candidates the final score is
 
     S = (1 - w) * relevance + w * trending
 
@@ -10,23 +10,27 @@ For a chunk of c subscribers against m candidates the final score is
 
 The dense part, its genericity correction and the whole trending blend are folded into ONE
 float32 GEMM by appending two columns: A = [(1-a)(1-w) z, -(1-a)(1-w) b, w] and
-B = [y, genericity, trending]. The sparse corrections are added in place, banned papers set
-to -inf, and a threshold top-k keeps the best. Memory is bounded by the chunk (c x m floats).
-There is no Python loop over subscribers or papers here; the only per-row loop is MMR, on the
-rare rows whose short list holds near-duplicates, and explanations, built on demand per pick.
+B = [y, genericity, trending]. The sparse corrections are added in place (category boosts as
+a small dense product for the rows that follow categories), banned papers set to -inf, and a
+threshold top-k keeps the best. Blocks of 1,024 rows run on worker threads, each doing all of
+the above; memory is bounded by threads x block x m floats.
+There is no Python loop over subscribers or papers here: MMR runs vectorised over the rows whose
+short list holds near-duplicates, and reasons are built on demand for blocks of rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 
 from digest.ranking.context import RankContext
-from digest.ranking.diversity import mmr, rows_needing_mmr
-from digest.ranking.explain import explain
+from digest.ranking.diversity import mmr_rows, rows_needing_mmr
+from digest.ranking.explain import explain_rows
 from digest.ranking.profiles import ProfileBatch
 from digest.ranking.topk import top_k
 from digest.ranking.types import Pick, RankParams
@@ -46,12 +50,15 @@ def _row_scale(matrix: sparse.csr_matrix, factors: np.ndarray) -> sparse.csr_mat
 
 @dataclass
 class ChunkTerms:
-    """Per-row quantities of one chunk, kept to score and to explain."""
+    """Per-row quantities of one block of rows, kept to score and to explain."""
 
     dense: np.ndarray  # (c, d) unit profile vectors (zero rows: no text profile)
     term_share: np.ndarray  # (c,) a
     weight: np.ndarray  # (c,) w
-    sparse_relevance: sparse.csr_matrix  # (c, m) interest terms + category/author boosts
+    sparse_relevance: sparse.csr_matrix  # (c, m) interest terms + author (+ category) boosts
+    # Category boosts as a small dense product, for the rows that follow categories:
+    category_rows: np.ndarray  # (s,) row numbers within the block
+    category_boost: np.ndarray  # (s, m) boost * [any followed category matches], or (0, m)
 
 
 def chunk_terms(
@@ -60,7 +67,8 @@ def chunk_terms(
     likes = batch.likes[start:stop]
     interests = batch.interests[start:stop]
     has_interest = np.diff(interests.indptr) > 0
-    n_likes = np.asarray((likes > 0).sum(axis=1)).ravel()
+    positive = np.concatenate(([0], np.cumsum(likes.data > 0)))  # liked, not disliked
+    n_likes = positive[likes.indptr[1:]] - positive[likes.indptr[:-1]]
     has_likes = n_likes > 0
     # Likes: signed mean of liked minus disliked paper vectors; interest: its projection.
     z_likes = _normalise_rows(np.asarray(likes @ context.pool_vectors.dense, dtype=np.float32))
@@ -71,22 +79,54 @@ def chunk_terms(
                         + context.model.project(interests))
     # Exact interest terms keep their share of the text score in the same proportion.
     term_share = params.interest_term_share * has_interest * (1.0 - trust / 2)
-    extra = interests @ context.vectors.tfidf.T
-    extra = _row_scale(extra.tocsr(), term_share.astype(np.float32))
-    categories = batch.categories[start:stop] @ context.category_matrix
-    authors = batch.authors[start:stop] @ context.author_matrix
-    for boost, match in ((params.category_boost, categories), (params.author_boost, authors)):
+    if interests.nnz:
+        extra = _row_scale((interests @ context.tfidf_by_term).tocsr(),
+                           term_share.astype(np.float32))
+    else:
+        extra = sparse.csr_matrix((stop - start, context.size), dtype=np.float32)
+    categories = batch.categories[start:stop]
+    has_categories = np.diff(categories.indptr) > 0
+    has_authors = np.diff(batch.authors[start:stop].indptr) > 0
+    has_text = has_interest | has_likes
+    # Without a text profile a match IS the relevance (1.0), so a categories-only digest is
+    # on-topic first; next to a text profile it is a boost. Any match counts once.
+    dense_categories = _category_dense(context)
+    category_rows = np.flatnonzero(has_categories) if dense_categories is not None \
+        else np.zeros(0, dtype=np.int64)
+    category_boost = np.zeros((0, context.size), dtype=np.float32)
+    if len(category_rows):
+        follows = categories[category_rows].toarray()
+        category_boost = follows @ dense_categories  # (s, m): how many followed ones match
+        np.minimum(category_boost, 1.0, out=category_boost)
+        category_boost *= np.where(has_text[category_rows], params.category_boost,
+                                   1.0).astype(np.float32)[:, None]
+    matches = [(params.author_boost, batch.authors[start:stop] @ context.author_matrix)]
+    if dense_categories is None:  # too many categories for a dense product: sparse path
+        matches.append((params.category_boost, categories @ context.category_matrix))
+    for boost, match in matches:
         if match.nnz:
             match = match.tocsr()
-            match.data[:] = boost  # any match counts once, however many categories agree
+            row_boost = np.where(has_text, boost, 1.0).astype(np.float32)
+            match.data[:] = np.repeat(row_boost, np.diff(match.indptr))
             extra = extra + match
-    empty = ~(has_interest | has_likes | (np.diff(batch.categories[start:stop].indptr) > 0)
-              | (np.diff(batch.authors[start:stop].indptr) > 0))
+    empty = ~(has_text | has_categories | has_authors)
     weight = batch.trending_weight[start:stop].copy()
     weight[np.isnan(weight)] = params.trending_weight
     weight = np.clip(weight, 0.0, 1.0)
     weight[empty] = 1.0
-    return ChunkTerms(z, term_share, weight, extra.tocsr().astype(np.float32))
+    return ChunkTerms(z, term_share, weight, extra.tocsr().astype(np.float32),
+                      category_rows, category_boost)
+
+
+def _category_dense(context: RankContext) -> np.ndarray | None:
+    """(categories, m) 0/1 float32, once per edition; None when that would exceed 16 MB."""
+    cached = context.__dict__.get("_category_dense", False)
+    if cached is False:
+        c, m = context.category_matrix.shape
+        cached = context.category_matrix.toarray().astype(np.float32) if c * m <= 4_000_000 \
+            else None
+        context.__dict__["_category_dense"] = cached
+    return cached
 
 
 def score_chunk(
@@ -102,13 +142,18 @@ def score_chunk(
     left[:, -1] = terms.weight
     right = _right_matrix(context)
     scores = left @ right.T
+    m = scores.shape[1]
+    flat = scores.reshape(-1)  # flat positions: 1-D fancy indexing is ~5x cheaper than 2-D
     extra = terms.sparse_relevance
     if extra.nnz:
         rows = np.repeat(np.arange(extra.shape[0]), np.diff(extra.indptr))
-        scores[rows, extra.indices] += extra.data * keep[rows]
+        # canonical CSR has no repeated (row, col), so += on fancy indices is exact
+        flat[rows * m + extra.indices] += extra.data * keep[rows]
+    if len(terms.category_rows):
+        scores[terms.category_rows] += terms.category_boost * keep[terms.category_rows, None]
     if banned.nnz:
         rows = np.repeat(np.arange(banned.shape[0]), np.diff(banned.indptr))
-        scores[rows, banned.indices] = -np.inf
+        flat[rows * m + banned.indices] = -np.inf
     return scores
 
 
@@ -134,6 +179,9 @@ def relevance_of(
     dense -= params.genericity_penalty * context.vectors.genericity[safe] * has_dense[:, None]
     rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
     extra = np.asarray(terms.sparse_relevance[rows, safe.ravel()]).reshape(columns.shape)
+    if len(terms.category_rows):
+        extra[terms.category_rows] += np.take_along_axis(
+            terms.category_boost, safe[terms.category_rows], axis=1)
     return (1.0 - terms.term_share)[:, None] * dense + extra
 
 
@@ -148,6 +196,7 @@ class RankResult:
     scores: np.ndarray  # (n, k) float32 final scores
     relevance: np.ndarray  # (n, k) float32
     weight: np.ndarray  # (n,) trending weight used
+    _picks: dict[int, list[list[Pick]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.columns)
@@ -156,35 +205,56 @@ class RankResult:
         return [self.context.candidates[j].id for j in self.columns[i] if j >= 0]
 
     def picks(self, i: int) -> list[Pick]:
-        context, batch = self.context, self.batch
-        likes = batch.likes[i]
-        liked_rows = likes.indices[likes.data > 0]
-        categories = {name for name, k in context.categories.items()
-                      if k in set(batch.categories[i].indices)}
-        authors = {name for name, k in context.authors.items()
-                   if k in set(batch.authors[i].indices)}
-        w = float(self.weight[i])
-        picks = []
-        for j, score, rel in zip(self.columns[i], self.scores[i], self.relevance[i], strict=True):
-            if j < 0:
-                continue
-            trend = float(context.trend[j])
-            why = explain(
-                context,
-                column=int(j),
-                relevance_part=(1 - w) * float(rel),
-                trending_part=w * trend,
-                interest_terms=batch.interests[i],
-                liked_rows=liked_rows,
-                categories=categories,
-                authors=authors,
-            )
-            picks.append(Pick(context.candidates[j].id, float(score), float(rel), trend, why))
-        return picks
+        """Row i's picks with reasons. Reasons are built for PICK_BLOCK rows at a time (one
+        vectorised pass), and the block is kept: walking the rows in order, as an email batch
+        does, costs one pass per block rather than per subscriber."""
+        start = i - i % PICK_BLOCK
+        block = self._picks.get(start)
+        if block is None:
+            block = self.picks_for(range(start, min(len(self), start + PICK_BLOCK)))
+            self._picks.clear()  # one block held: memory stays bounded for a 1M-row result
+            self._picks[start] = block
+        return block[i - start]
+
+    def picks_for(self, rows: Sequence[int]) -> list[list[Pick]]:
+        """Picks with reasons for these rows, in one vectorised pass."""
+        return explain_rows(self.context, self.batch, rows, self.columns, self.scores,
+                            self.relevance, self.weight)
+
+
+PICK_BLOCK = 256
+BLOCK = 1024  # rows scored at a time: the (block, m) score array stays small (8 MB)
+
+
+def _rank_rows(context, batch, start, stop, k, short, diversify, duplicates, params):
+    """Everything for rows [start, stop): profile terms, scores, exclusions, top-k, MMR.
+
+    One call per block, run on worker threads: the sparse products of `chunk_terms`, the
+    GEMM and the top-k passes all release the GIL, so the blocks use every core."""
+    terms = chunk_terms(context, batch, start, stop, params)
+    block = score_chunk(context, terms, batch.banned[start:stop], params)
+    top = top_k(block, short)
+    top_scores = np.take_along_axis(block, top, axis=1)
+    top = np.where(np.isfinite(top_scores), top, -1)
+    chosen = top[:, :k].copy()
+    if diversify:
+        redo = rows_needing_mmr(top, context.has_duplicate)
+        if len(redo):
+            chosen[redo] = mmr_rows(top[redo], top_scores[redo], duplicates,
+                                    strength=params.diversity, top_n=k)
+    chosen_scores = np.take_along_axis(block, np.where(chosen >= 0, chosen, 0), axis=1)
+    scores = np.where(chosen >= 0, chosen_scores, -np.inf)
+    relevance = np.where(chosen >= 0, relevance_of(context, terms, chosen, params), 0.0)
+    return chosen, scores, relevance, terms.weight
 
 
 def rank_batch(
-    context: RankContext, batch: ProfileBatch, *, top_n: int, params: RankParams
+    context: RankContext,
+    batch: ProfileBatch,
+    *,
+    top_n: int,
+    params: RankParams,
+    threads: int = 2,
 ) -> RankResult:
     n, m = len(batch), context.size
     k = min(top_n, m)
@@ -194,30 +264,45 @@ def rank_batch(
     scores = np.full((n, k), -np.inf, dtype=np.float32)
     relevance = np.zeros((n, k), dtype=np.float32)
     weight = np.zeros(n, dtype=np.float64)
-    chunk = max(1, params.chunk_size)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        terms = chunk_terms(context, batch, start, stop, params)
-        block = score_chunk(context, terms, batch.banned[start:stop], params)
-        top = top_k(block, short)
-        top_scores = np.take_along_axis(block, top, axis=1)
-        top = np.where(np.isfinite(top_scores), top, -1)
-        chosen = top[:, :k].copy()
-        if diversify:
-            for r in rows_needing_mmr(top, context.has_duplicate):
-                picked = mmr(top[r], top_scores[r], context.duplicates,
-                             strength=params.diversity, top_n=k)
-                chosen[r] = -1
-                chosen[r, : len(picked)] = picked
-        chosen_scores = np.take_along_axis(block, np.where(chosen >= 0, chosen, 0), axis=1)
-        columns[start:stop] = chosen
-        scores[start:stop] = np.where(chosen >= 0, chosen_scores, -np.inf)
-        relevance[start:stop] = np.where(
-            chosen >= 0, relevance_of(context, terms, chosen, params), 0.0
+    block = max(1, min(params.chunk_size, BLOCK))
+    # Dense (m, m) copy for fast lookups in MMR: 16 MB for 2,000 candidates; sparse beyond.
+    duplicates = (context.duplicates.toarray().astype(np.float32) if diversify and m <= 4000
+                  else context.duplicates)
+    # Per-edition arrays, built once before the threads share them.
+    _right_matrix(context)
+    _category_dense(context)
+    _ = context.tfidf_by_term
+    # BLAS is limited to one thread meanwhile so that the two levels do not fight over cores.
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, _one_blas_thread(threads):
+        starts = range(0, n, block)
+        results = pool.map(
+            lambda s: _rank_rows(context, batch, s, min(n, s + block), k, short, diversify,
+                                 duplicates, params),
+            starts,
         )
-        weight[start:stop] = terms.weight
+        for s, (c, sc, r, w) in zip(starts, results, strict=True):
+            part = slice(s, min(n, s + block))
+            columns[part], scores[part], relevance[part], weight[part] = c, sc, r, w
     return RankResult(context, batch, params, columns, scores, relevance, weight)
 
 
+@contextmanager
+def _one_blas_thread(threads: int):
+    if threads <= 1:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn depends on it, but do not insist
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def all_picks(result: RankResult, rows: Sequence[int] | None = None) -> list[list[Pick]]:
-    return [result.picks(i) for i in (range(len(result)) if rows is None else rows)]
+    rows = range(len(result)) if rows is None else rows
+    out: list[list[Pick]] = []
+    for start in range(0, len(rows), PICK_BLOCK):  # blocks bound the temporary arrays
+        out.extend(result.picks_for(rows[start:start + PICK_BLOCK]))
+    return out

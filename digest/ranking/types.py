@@ -56,10 +56,11 @@ class Pick:
 
 @dataclass(frozen=True, slots=True)
 class RankParams:
-    """Knobs of the blend; defaults are the values measured best in benchmarks/ranking_quality.py."""
+    """Knobs of the blend; defaults as measured best by benchmarks/ranking_quality.py."""
 
     trending_weight: float = 0.25
     dislike_weight: float = 0.5
+    # Rows scored per block (capped at scoring.BLOCK = 1,024): memory is threads x block x m.
     chunk_size: int = 5000
     # Diversity pass strength: 0 turns it off; papers whose TF-IDF cosine with a better pick is
     # at least `duplicate_similarity` are penalised by diversity * similarity (MMR).

@@ -16,6 +16,7 @@ its model weights, and nothing here may download a model at run time.
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,19 +60,30 @@ class TextModel:
         self.components = components  # (dims, terms) or None for the identity projection
         self.centroid = centroid  # unit vector in the dense space
         self.terms = vectorizer.get_feature_names_out()
+        # id -> row of the vectors computed while fitting (not persisted by to_bytes)
+        self._cache: tuple[dict[str, int], PaperVectors] | None = None
 
     @classmethod
     def fit(
         cls,
         texts: Sequence[str],
         *,
+        keys: Sequence[str] | None = None,
         dims: int = 64,
         ngram_range: tuple[int, int] = (1, 2),
         max_df: float = 0.5,
         seed: int = 0,
     ) -> TextModel:
-        """Fit on the window's texts (use `paper_text`). dims=64 measured best on real data."""
-        texts = [t for t in texts if t.strip()] or ["empty"]
+        """Fit on the window's texts (use `paper_text`). dims=64 measured best on real data.
+
+        With `keys` (paper ids, one per text), the fitted rows are kept so that `encode` of the
+        same papers later (the pool of liked papers) costs nothing.
+        """
+        if keys is not None and len(keys) != len(texts):
+            raise ValueError("keys and texts differ in length")
+        pairs = [(k, t) for k, t in zip(keys or [None] * len(texts), texts, strict=True)
+                 if t.strip()]
+        texts = [t for _, t in pairs] or ["empty"]
         small = len(texts) < MIN_DOCS_FOR_LSA
         vectorizer = TfidfVectorizer(
             stop_words="english",
@@ -99,6 +111,12 @@ class TextModel:
         centroid = dense.mean(axis=0)
         norm = float(np.linalg.norm(centroid))
         model.centroid = (centroid / norm if norm > 0 else centroid).astype(np.float32)
+        if keys is not None and pairs:
+            model._cache = (
+                {k: i for i, (k, _) in enumerate(pairs)},
+                PaperVectors(normalize(matrix).astype(np.float32).tocsr(), dense,
+                             np.asarray(dense @ model.centroid, dtype=np.float32)),
+            )
         return model
 
     @property
@@ -109,7 +127,18 @@ class TextModel:
         """L2-normalised float32 TF-IDF rows (all-zero rows for texts with no known term)."""
         if not texts:
             return sparse.csr_matrix((0, len(self.terms)), dtype=np.float32)
-        return normalize(self.vectorizer.transform(texts)).astype(np.float32).tocsr()
+        counts = _fast_counts(self.vectorizer, texts)
+        if counts is None:  # a configuration the fast path does not reproduce
+            return normalize(self.vectorizer.transform(texts)).astype(np.float32).tocsr()
+        v = self.vectorizer
+        # TfidfTransformer.transform, step by step: sublinear tf, idf, l2 norm.
+        if v.sublinear_tf:
+            np.log(counts.data, out=counts.data)
+            counts.data += 1.0
+        counts.data *= v.idf_[counts.indices]  # float64 idf, in place: as sklearn rounds
+        if v.norm is not None:
+            counts = normalize(counts, norm=v.norm, copy=False)
+        return normalize(counts).astype(np.float32).tocsr()
 
     def project(self, tfidf: sparse.spmatrix) -> np.ndarray:
         """Dense L2-normalised rows for TF-IDF rows (LSA projection, or TF-IDF densified)."""
@@ -122,6 +151,11 @@ class TextModel:
         return dense
 
     def encode(self, papers: Sequence[Candidate]) -> PaperVectors:
+        cache = self._cache
+        if cache is not None and papers and all(p.id in cache[0] for p in papers):
+            rows = np.fromiter((cache[0][p.id] for p in papers), dtype=np.int64)
+            v = cache[1]
+            return PaperVectors(v.tfidf[rows], v.dense[rows], v.genericity[rows])
         tfidf = self.tfidf([paper_text(p) for p in papers])
         dense = self.project(tfidf)
         genericity = dense @ self.centroid if len(self.centroid) else np.zeros(len(papers))
@@ -137,8 +171,54 @@ class TextModel:
         return cls(vectorizer, components, centroid)
 
 
+# Joins the texts of a batch into one string for a single regex pass; any token-shaped word
+# that is neither in the vocabulary nor a stop word works (checked before use).
+_SEPARATOR = "qqzxdocumentbreakqqzx"
+
+
+def _fast_counts(v: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix | None:
+    """Term counts exactly as `v.transform` counts them, several times faster on short texts.
+
+    scikit-learn's analyzer costs ~16 us per short text (function layers per token); one
+    edition vectorises every subscriber's interest text, 400,000 distinct ones for a million
+    subscribers. Same steps here over the whole batch at once: texts joined by a separator
+    word, lowercased, ONE regex pass, stop words removed, then unigrams and bigrams of the
+    remaining tokens (a bigram across two texts contains the separator, so it is never in the
+    vocabulary). None when `v` is configured in a way this does not reproduce (the caller
+    then uses `v.transform`).
+    """
+    pattern = re.compile(v.token_pattern)
+    stop = v.get_stop_words() or frozenset()
+    if not (v.analyzer == "word" and v.input == "content" and v.lowercase
+            and v.tokenizer is None and v.preprocessor is None and v.strip_accents is None
+            and not v.binary and v.ngram_range in ((1, 1), (1, 2)) and pattern.groups <= 1
+            and pattern.findall(_SEPARATOR) == [_SEPARATOR]
+            and _SEPARATOR not in v.vocabulary_ and _SEPARATOR not in stop):
+        return None
+    get = v.vocabulary_.get
+    joined = f" {_SEPARATOR} ".join(texts).lower()
+    tokens = [t for t in pattern.findall(joined) if t not in stop]
+    # Text number of every token: separators counted before it.
+    doc = np.cumsum(np.array(tokens, dtype=object) == _SEPARATOR)
+    columns = np.fromiter((get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+    rows = doc
+    if v.ngram_range == (1, 2) and len(tokens) > 1:
+        pairs = np.fromiter((get(f"{a} {b}", -1) for a, b in zip(tokens, tokens[1:],
+                                                                strict=False)),
+                            dtype=np.int64, count=len(tokens) - 1)
+        columns = np.concatenate([columns, pairs])
+        rows = np.concatenate([doc, doc[:-1]])
+    known = columns >= 0
+    counts = sparse.csr_matrix(
+        (np.ones(int(known.sum()), dtype=np.float32), (rows[known], columns[known])),
+        shape=(len(texts), len(v.vocabulary_)),
+    )
+    counts.sum_duplicates()  # repeated terms -> counts; sorted indices, as sklearn's
+    return counts
+
+
 def fit_for(candidates: Sequence[Candidate], window: Sequence[Candidate] = ()) -> TextModel:
     """A model fitted on the window plus the candidates (duplicates by id counted once)."""
     seen: dict[str, Candidate] = {p.id: p for p in window}
     seen.update({p.id: p for p in candidates})
-    return TextModel.fit([paper_text(p) for p in seen.values()])
+    return TextModel.fit([paper_text(p) for p in seen.values()], keys=list(seen))

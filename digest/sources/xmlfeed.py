@@ -44,15 +44,22 @@ def one_line(message: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def prescreen(data: bytes) -> str | None:
+    """Why `data` must not reach an XML parser (empty, declares entities, HTML), or None."""
+    if not data or not data.strip():
+        return "empty body"
+    if any(marker in data for marker in _ENTITY_MARKERS):
+        return "refused: document declares XML entities (entity expansion/XXE risk)"
+    if _HTML_START.match(data[:65536]):
+        return "not a feed: an HTML page was served"
+    return None
+
+
 def load_feed(data: bytes) -> tuple[FeedDocument | None, str | None]:
     """Parse RSS/Atom bytes with the text-preserving feedparser settings; (document, error)."""
-    if not data or not data.strip():
-        return None, "empty body"
-    head = data[:65536]
-    if any(marker in data for marker in _ENTITY_MARKERS):
-        return None, "refused: document declares XML entities (entity expansion/XXE risk)"
-    if _HTML_START.match(head):
-        return None, "not a feed: an HTML page was served"
+    refusal = prescreen(data)
+    if refusal:
+        return None, refusal
     try:
         # sanitize_html/resolve_relative_uris off: the sanitiser corrupts TeX like `$a<b$`
         # (RELIABILITY.md §4); we store plain text and escape at render time instead.
@@ -95,20 +102,26 @@ def entry_datetime(entry: Mapping[str, Any], *names: str) -> datetime | None:
     return None
 
 
-def entry_authors(entry: Mapping[str, Any], *, split: bool = False) -> tuple[str, ...]:
-    """Author names; `split` breaks one "A, B and C" string (arXiv dc:creator) into three."""
-    names: list[str] = []
-    for author in entry.get("authors") or ():
-        name = clean_text(author.get("name") if isinstance(author, Mapping) else author)
+def split_authors(names: Iterable[object], *, split: bool = False) -> tuple[str, ...]:
+    """Clean author names; `split` breaks one "A, B and C" string (arXiv dc:creator) apart."""
+    found: list[str] = []
+    for raw in names:
+        name = clean_text(raw)
         if not name:
             continue
         if split:
-            names.extend(p for p in re.split(r",\s*|\s+and\s+", name) if p.strip())
+            found.extend(re.split(r",\s*|\s+and\s+", name))
         else:
-            names.append(name)
-    if not names and entry.get("author"):
-        names.append(clean_text(entry.get("author")))
-    return unique(n.strip() for n in names if n.strip())
+            found.append(name)
+    return unique(n.strip() for n in found if n.strip())
+
+
+def entry_authors(entry: Mapping[str, Any], *, split: bool = False) -> tuple[str, ...]:
+    """Author names of a feedparser entry (see split_authors for `split`)."""
+    raw = [a.get("name") if isinstance(a, Mapping) else a for a in entry.get("authors") or ()]
+    if not any(raw) and entry.get("author"):
+        raw = [entry.get("author")]
+    return split_authors(raw, split=split)
 
 
 def entry_categories(entry: Mapping[str, Any]) -> tuple[str, ...]:

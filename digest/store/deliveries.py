@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, update
+from sqlalchemy import JSON, and_, bindparam, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Edition, Subscriber
+from digest.models import Delivery, Edition, EditionModel, Subscriber, UTCDateTime
 
 OPEN_STATES = ("pending", "deferred")
+_NO_SYNC = {"synchronize_session": False}
 
 
 def get_or_create_edition(
@@ -93,10 +94,71 @@ def claim_batch(
     session.execute(
         update(Delivery)
         .where(col(Delivery.id).in_(ids))
-        .values(state="claimed", claimed_by=worker, claimed_at=now)
+        .values(state="claimed", claimed_by=worker, claimed_at=now),
+        execution_options=_NO_SYNC,
     )
     session.commit()
-    return list(session.exec(select(Delivery).where(col(Delivery.id).in_(ids))))
+    # populate_existing: rows seen in an earlier batch of this session must show the counts
+    # the outcome UPDATEs wrote since (attempts decide when a deferred message gives up).
+    fresh = select(Delivery).where(col(Delivery.id).in_(ids))
+    return list(session.exec(fresh.execution_options(populate_existing=True)))
+
+
+# Built once: the send path records a "sent" per message, so statement construction and
+# cache-key work per call would cost more than the SQL itself.
+_MARK_SENT = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("delivery_id"),
+        Delivery.claimed_by == bindparam("worker"),
+        Delivery.state == "claimed",
+    )
+    .values(
+        state="sent",
+        attempts=Delivery.attempts + 1,
+        message_id=bindparam("message_id"),
+        smtp_code=bindparam("smtp_code"),
+        smtp_text=bindparam("smtp_text"),
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        paper_keys=bindparam("paper_keys", type_=JSON()),
+    )
+)
+_STATUS = select(Subscriber.status).where(Subscriber.id == bindparam("subscriber_id"))
+
+
+def mark_sent(
+    session: Session,
+    delivery_id: int,
+    *,
+    worker: str,
+    now: datetime,
+    message_id: str,
+    smtp_code: int | None,
+    smtp_text: str | None,
+    paper_keys: Sequence[str],
+) -> bool:
+    """Record a delivered message in its own commit (the hot path of `mark`)."""
+    result = session.connection().execute(
+        _MARK_SENT,
+        {
+            "delivery_id": delivery_id,
+            "worker": worker,
+            "now": now,
+            "message_id": message_id,
+            "smtp_code": smtp_code,
+            "smtp_text": smtp_text,
+            "paper_keys": list(paper_keys),
+        },
+    )
+    session.commit()
+    return bool(result.rowcount)
+
+
+def subscriber_status(session: Session, subscriber_id: int) -> str | None:
+    """The subscriber's status now, read outside any long transaction."""
+    status = session.connection().execute(_STATUS, {"subscriber_id": subscriber_id}).scalar()
+    session.commit()
+    return status
 
 
 def mark(
@@ -128,7 +190,10 @@ def mark(
     condition = Delivery.id == delivery_id
     if worker is not None:
         condition = and_(condition, Delivery.claimed_by == worker, Delivery.state == "claimed")
-    result = session.execute(update(Delivery).where(condition).values(**values))
+    # Core-level update: the ORM's session synchronisation would scan every loaded row per call.
+    result = session.execute(
+        update(Delivery).where(condition).values(**values), execution_options=_NO_SYNC
+    )
     session.commit()
     return bool(result.rowcount)
 
@@ -163,3 +228,43 @@ def subscribers_of(session: Session, ids: Sequence[int]) -> dict[int, Subscriber
     return {
         s.id: s for s in session.exec(select(Subscriber).where(col(Subscriber.id).in_(list(ids))))
     }
+
+
+def expire_open(session: Session, edition_id: int) -> int:
+    """Mark every unsent row of a past edition expired: stale news is not sent late."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            col(Delivery.state).in_((*OPEN_STATES, "claimed")),
+        )
+        .values(state="expired")
+    )
+    session.execute(update(Edition).where(Edition.id == edition_id).values(status="expired"))
+    session.commit()
+    return result.rowcount or 0
+
+
+def next_retry_at(session: Session, edition_id: int) -> datetime | None:
+    """When the earliest deferred row of this edition becomes due, or None when none is left."""
+    return session.exec(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.edition_id == edition_id, col(Delivery.state).in_(OPEN_STATES)
+        )
+    ).one()
+
+
+def load_edition_model(session: Session, edition_id: int) -> bytes | None:
+    """The stored text model of this edition, if one was fitted already."""
+    row = session.get(EditionModel, edition_id)
+    return row.data if row is not None else None
+
+
+def save_edition_model(session: Session, edition_id: int, data: bytes) -> None:
+    """Store the edition's text model; a concurrent writer's copy wins just as well."""
+    dialect = session.get_bind().dialect.name
+    maker = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        maker(EditionModel).values(edition_id=edition_id, data=data).on_conflict_do_nothing()
+    )
+    session.commit()

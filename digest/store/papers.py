@@ -24,7 +24,7 @@ LOOKUP = "lookup"
 # The (upvotes_prev, upvotes_at) baseline moves at most once per window, so the velocity
 # (upvotes - upvotes_prev) / (now - upvotes_at) is measured over hours, not between two runs.
 VELOCITY_WINDOW = timedelta(hours=24)
-# SQLite allows 32,766 bound parameters per statement; ~26 columns x 500 rows stays well below.
+# Keys per IN (...) lookup; SQLite allows 32,766 bound parameters per statement.
 BATCH_ROWS = 500
 _TABLE = Paper.__table__  # type: ignore[attr-defined]
 _MUTABLE = [c.name for c in _TABLE.columns if c.name not in ("id", "key")]
@@ -163,14 +163,14 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
         insert_fn = sqlite.insert
     else:  # pragma: no cover - the service supports SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    for start in range(0, len(rows), BATCH_ROWS):
-        chunk = rows[start : start + BATCH_ROWS]
-        statement = insert_fn(_TABLE).values(chunk)
-        # first_seen is never overwritten: a paper's age is when we first saw it.
-        updates = {name: statement.excluded[name] for name in _MUTABLE if name != "first_seen"}
-        statement = statement.on_conflict_do_update(index_elements=["key"], set_=updates)
-        # Core statement on the session's own connection: same transaction, no ORM overhead.
-        session.connection().execute(statement)
+    statement = insert_fn(_TABLE)
+    # first_seen is never overwritten: a paper's age is when we first saw it.
+    updates = {name: statement.excluded[name] for name in _MUTABLE if name != "first_seen"}
+    statement = statement.on_conflict_do_update(index_elements=["key"], set_=updates)
+    # executemany: one cached compiled statement, batched by SQLAlchemy's insertmanyvalues;
+    # a literal multi-row VALUES would be recompiled per batch (3 s per 2,000 rows).
+    # Every row carries every column, so the executemany parameter sets are uniform.
+    session.connection().execute(statement, rows)
 
 
 def _valid(record: PaperRecord) -> bool:

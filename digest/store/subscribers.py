@@ -136,3 +136,11 @@ def like_counts(session: Session, paper_keys: Sequence[str]) -> dict[str, int]:
     for key in rows:
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def referenced_paper_keys(session: Session) -> set[str]:
+    """Every paper key an active subscriber seeded or rated: the pool profiles draw on."""
+    keys = set(session.exec(select(Feedback.paper_key).distinct()))
+    for seeds in session.exec(select(Subscriber.seed_papers).where(Subscriber.status == "active")):
+        keys.update(seeds or ())
+    return keys

@@ -1,0 +1,218 @@
+"""Sending throughput against an SMTP sink running in its own process on 127.0.0.1.
+
+Measured in one run, against the same minimal sink (it only answers and counts, so it is never
+the bottleneck the way aiosmtpd is):
+  * the ceiling: a raw asyncio SMTP client with PIPELINING over 4 connections (the floor of
+    what this machine can do);
+  * our transport (digest.mailer.SmtpConnection, aiosmtplib) sending pre-built messages over
+    1, 4 and 16 connections;
+  * the whole edition (digest.editions.send_edition: claim, rank, render, send, record in
+    SQLite) for N subscribers with the default settings (4 connections).
+Usage: python benchmarks/send.py [N]   (default 10000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from digest import bootstrap
+from digest.db import upgrade
+from digest.editions import plan_edition, send_edition
+from digest.ingest import ingest_file
+from digest.mailer import SmtpConnection
+from digest.models import Subscriber
+from digest.settings import Settings, SmtpSettings
+from digest.sink import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+HF_DAILY = ROOT / "tests" / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
+NOW = datetime(2026, 6, 12, 8, tzinfo=UTC)
+
+
+# ------------------------------------------------------------------ the sink (own process)
+
+
+async def _serve_sink(port: int, counter: multiprocessing.Value) -> None:  # type: ignore[type-arg]
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        in_data = False
+        try:
+            while True:
+                if in_data:
+                    await reader.readuntil(b"\r\n.\r\n")
+                    in_data = False
+                    with counter.get_lock():
+                        counter.value += 1
+                    writer.write(b"250 2.0.0 queued\r\n")
+                    continue
+                line = await reader.readline()
+                if not line:
+                    break
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    writer.write(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
+                elif verb == b"DATA":
+                    writer.write(b"354 go ahead\r\n")
+                    in_data = True
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    await writer.drain()
+                    break
+                else:
+                    writer.write(b"250 OK\r\n")
+                if reader._buffer == b"" or in_data:  # type: ignore[attr-defined]
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", port, backlog=256)
+    async with server:
+        await server.serve_forever()
+
+
+def _sink_main(port: int, counter: multiprocessing.Value) -> None:  # type: ignore[type-arg]
+    asyncio.run(_serve_sink(port, counter))
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.counter = multiprocessing.Value("q", 0)
+        self.process = multiprocessing.Process(
+            target=_sink_main, args=(self.port, self.counter), daemon=True
+        )
+
+    def __enter__(self) -> Sink:
+        self.process.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.join()
+
+    @property
+    def count(self) -> int:
+        return int(self.counter.value)
+
+
+# ------------------------------------------------------------------ the raw ceiling
+
+
+async def _raw_client(port: int, messages: list[bytes]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()
+    writer.write(b"EHLO bench.localhost\r\n")
+    while not (await reader.readline()).startswith(b"250 "):
+        pass
+    for message in messages:
+        body = message.replace(b"\r\n.", b"\r\n..")
+        writer.write(b"MAIL FROM:<d@bench.localhost>\r\nRCPT TO:<r@bench.localhost>\r\nDATA\r\n")
+        writer.write(body + b"\r\n.\r\n")
+        for _ in range(4):
+            await reader.readline()
+    writer.write(b"QUIT\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def raw_ceiling(port: int, messages: list[bytes], connections: int = 4) -> float:
+    shares = [messages[i::connections] for i in range(connections)]
+    started = time.perf_counter()
+    await asyncio.gather(*(_raw_client(port, share) for share in shares))
+    return len(messages) / (time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------ our transport
+
+
+async def transport_rate(port: int, messages: list[bytes], connections: int) -> float:
+    settings = SmtpSettings(host="127.0.0.1", port=port, connections=connections)
+    shares = [messages[i::connections] for i in range(connections)]
+
+    async def one(share: list[bytes]) -> None:
+        connection = SmtpConnection(settings)
+        for message in share:
+            outcome = await connection.send(
+                sender="d@bench.localhost", recipient="r@bench.localhost", message=message
+            )
+            if outcome.kind != "sent":
+                raise RuntimeError(outcome)
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(share) for share in shares))
+    return len(messages) / (time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------ the whole edition
+
+
+def edition_rate(port: int, count: int, folder: Path) -> tuple[float, dict[str, float]]:
+    settings = Settings(
+        mode="dev",
+        database_url=f"sqlite:///{folder / 'send.db'}",
+        smtp=SmtpSettings(host="127.0.0.1", port=port),
+    )
+    services = bootstrap.build(settings)
+    upgrade(services.engine)
+    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+    topics = ["video generation", "agents", "reinforcement learning", "speech", "robotics"]
+    with services.engine.begin() as connection:
+        connection.execute(
+            insert(Subscriber),
+            [
+                {"email": f"r{i}@bench.localhost", "status": "active",
+                 "interests": topics[i % len(topics)], "seed_papers": [], "categories": [],
+                 "authors": [], "muted": [], "created_at": NOW}
+                for i in range(count)
+            ],
+        )
+    edition, _ = plan_edition(services, edition_date=NOW.date(), now=NOW)
+    started = time.perf_counter()
+    report = asyncio.run(send_edition(services, edition, now=NOW))
+    seconds = time.perf_counter() - started
+    services.close()
+    if report.sent != count:
+        raise RuntimeError(f"sent {report.sent} of {count}")
+    return count / seconds, {"seconds": seconds}
+
+
+def sample_message(size: int = 32 * 1024) -> bytes:
+    header = (b"From: d@bench.localhost\r\nTo: r@bench.localhost\r\nSubject: bench\r\n"
+              b"Message-ID: <x@bench>\r\nMIME-Version: 1.0\r\n"
+              b"Content-Type: text/plain; charset=utf-8\r\n\r\n")
+    line = b"A line of a digest body, about as long as the ones we send out each day.\r\n"
+    return header + line * (size // len(line))
+
+
+def main(count: int) -> None:
+    message = sample_message()
+    with Sink() as sink, tempfile.TemporaryDirectory() as tmp:
+        ceiling = asyncio.run(raw_ceiling(sink.port, [message] * count))
+        rates = {c: asyncio.run(transport_rate(sink.port, [message] * count, c))
+                 for c in (1, 4, 16)}
+        full, _ = edition_rate(sink.port, count, Path(tmp))
+        received = sink.count
+    print(f"{count} messages of {len(message) // 1024} KiB per run; sink in its own process")
+    print(f"  raw pipelined client, 4 connections (ceiling): {ceiling:8.0f} msg/s")
+    for connections, rate in rates.items():
+        print(f"  digest.mailer, {connections:2d} connection(s)          : {rate:8.0f} msg/s"
+              f"  ({rate / ceiling:5.1%} of ceiling)")
+    print(f"  whole edition (claim+rank+render+send+record, defaults): {full:6.0f} msg/s"
+          f"  ({full / ceiling:5.1%} of ceiling)")
+    print(f"  messages counted at the sink: {received}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

@@ -1,0 +1,258 @@
+"""Each subscriber's digest for an edition: candidates and views built once, profiles from
+stored feedback, one ranking call for a whole batch, rendering, and the final message bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from digest import ranking
+from digest.bootstrap import Services
+from digest.models import Edition, Paper, Subscriber
+from digest.ranking.compose import compose_row
+from digest.render import (
+    DigestItem,
+    DigestLinks,
+    EditionRenderer,
+    PaperView,
+    RenderedDigest,
+    build_message,
+    paper_view,
+)
+from digest.store import deliveries as ledger
+from digest.store import papers as paper_store
+from digest.store import subscribers as subscriber_store
+
+
+@dataclass
+class EditionContext:
+    """Everything computed once per edition and shared by every subscriber's digest."""
+
+    edition: Edition
+    candidates: list[ranking.Candidate]
+    views: dict[str, PaperView]
+    renderer: EditionRenderer
+    rank_context: ranking.RankContext | None = None
+
+
+def to_candidate(paper: Paper, *, liked_by: int = 0) -> ranking.Candidate:
+    return ranking.Candidate(
+        id=paper.key,
+        title=paper.title,
+        abstract=paper.abstract,
+        authors=tuple(paper.authors or ()),
+        categories=tuple(paper.categories or ()),
+        upvotes=paper.upvotes,
+        upvotes_prev=paper.upvotes_prev,
+        github_stars=paper.github_stars,
+        published=paper.published,
+        liked_by=liked_by,
+    )
+
+
+def rank_params(services: Services) -> ranking.RankParams:
+    settings = services.settings.ranking
+    return ranking.RankParams(
+        trending_weight=settings.trending_weight,
+        dislike_weight=settings.dislike_weight,
+        chunk_size=settings.chunk_size,
+        diversity=settings.diversity,
+    )
+
+
+def edition_context(
+    services: Services, session: Session, edition: Edition, *, now: datetime
+) -> EditionContext:
+    """Candidates, the text model, paper views and the renderer, built once for the edition.
+
+    The text model is fitted on the stored window plus the candidates; the pool holds every
+    paper a subscriber has seeded or rated, so profiles find them without another query.
+    """
+    settings = services.settings
+    since = now - timedelta(days=settings.ranking.candidate_days)
+    papers = paper_store.recent_papers(session, since=since)
+    likes = subscriber_store.like_counts(session, [p.key for p in papers])
+    candidates = [to_candidate(p, liked_by=likes.get(p.key, 0)) for p in papers]
+    views = {p.key: paper_view(p, max_tldr_chars=settings.email.max_tldr_chars) for p in papers}
+    renderer = EditionRenderer(
+        env=services.templates,
+        edition_date=edition.edition_date,
+        postal_address=settings.email.postal_address,
+    )
+    context = EditionContext(edition, candidates, views, renderer)
+    if candidates:
+        window = paper_store.list_papers(
+            session, since=now - timedelta(days=settings.ranking.window_days)
+        )
+        referenced = subscriber_store.referenced_paper_keys(session)
+        candidate_keys = {c.id for c in candidates}
+        pool_papers = paper_store.papers_by_keys(
+            session, [k for k in referenced if k not in candidate_keys]
+        )
+        pool = [to_candidate(p) for p in pool_papers.values()]
+        model = _edition_model(session, edition, candidates, window)
+        context.rank_context = ranking.build_context(
+            candidates, pool=pool, model=model, now=now, params=rank_params(services)
+        )
+    return context
+
+
+def _edition_model(
+    session: Session, edition: Edition, candidates: list[ranking.Candidate], window: list[Paper]
+) -> ranking.TextModel:
+    """Fitted once per edition and stored, so each send run of the day reuses it."""
+    stored = ledger.load_edition_model(session, edition.id) if edition.id else None
+    if stored is not None:
+        return ranking.TextModel.from_bytes(stored)
+    model = ranking.fit_for(candidates, [to_candidate(p) for p in window])
+    if edition.id:
+        ledger.save_edition_model(session, edition.id, model.to_bytes())
+    return model
+
+
+def profiles_for(
+    session: Session, subscribers: Sequence[Subscriber], *, context: EditionContext
+) -> list[ranking.Profile]:
+    """Ranking profiles for these subscribers, with feedback and already-sent papers."""
+    ids = [s.id for s in subscribers]
+    feedback = subscriber_store.feedback_by_subscriber(session, ids)
+    sent = ledger.delivered_keys(session, ids)
+    profiles = []
+    for s in subscribers:
+        ratings = feedback.get(s.id, {})
+        profiles.append(
+            ranking.Profile(
+                user=str(s.id),
+                interests=s.interests,
+                like=tuple(s.seed_papers) + tuple(k for k, v in ratings.items() if v > 0),
+                dislike=tuple(k for k, v in ratings.items() if v < 0),
+                categories=tuple(s.categories),
+                authors=tuple(s.authors),
+                muted=tuple(s.muted),
+                exclude=frozenset(sent.get(s.id, ())),
+                trending_weight=s.trending_weight,
+            )
+        )
+    return profiles
+
+
+def _links(services: Services, subscriber: Subscriber, edition: Edition) -> DigestLinks:
+    base = services.settings.web.base_url.rstrip("/")
+    tokens = services.tokens
+    return DigestLinks(
+        manage=f"{base}/manage/{tokens.dumps('manage', subscriber.id)}",
+        unsubscribe=f"{base}/u/{tokens.dumps('unsubscribe', subscriber.id)}",
+        view=f"{base}/view/{tokens.dumps('view', [subscriber.id, edition.id])}",
+    )
+
+
+def render_for(
+    services: Services,
+    context: EditionContext,
+    subscriber: Subscriber,
+    picks: Sequence[ranking.Pick],
+    profile: ranking.Profile,
+    *,
+    is_test: bool = False,
+) -> tuple[RenderedDigest, list[str], DigestLinks]:
+    """One subscriber's digest from their composed picks; returns it with the keys it contains."""
+    settings = services.settings
+    base = settings.web.base_url.rstrip("/")
+    keys = [p.id for p in picks]
+    # One signed token per digest names its papers; each vote link adds the paper's position,
+    # so a digest costs one signature instead of two per paper.
+    feedback = services.tokens.dumps("feedback", [subscriber.id, context.edition.id or 0, keys])
+    items = []
+    for position, pick in enumerate(picks):
+        vote = f"{base}/f/{feedback}/{position}"
+        section = "Trending" if pick.kind == "trending" else "For you"
+        items.append(
+            DigestItem(context.views[pick.id], pick.why, f"{vote}/up", f"{vote}/down", section)
+        )
+    matched = sum(1 for p in picks if p.kind != "trending")
+    has_profile = bool(profile.interests.strip() or profile.like or profile.categories)
+    shortfall = ""
+    if has_profile and matched < settings.ranking.papers_per_digest:
+        shortfall = (
+            f"Only {matched} new paper{'s' if matched != 1 else ''} matched your interests "
+            "closely today, so the rest are what the community is reading."
+        )
+    links = _links(services, subscriber, context.edition)
+    digest = context.renderer.render(
+        items=items,
+        interests=subscriber.interests,
+        links=links,
+        shortfall=shortfall,
+        is_test=is_test,
+    )
+    return digest, keys, links
+
+
+def digests_for(
+    services: Services,
+    session: Session,
+    context: EditionContext,
+    subscribers: Sequence[Subscriber],
+    *,
+    is_test: bool = False,
+) -> list[tuple[RenderedDigest, list[str], DigestLinks]]:
+    """Rank all these subscribers at once, then render each one's digest."""
+    profiles = profiles_for(session, subscribers, context=context)
+    top_n = services.settings.ranking.papers_per_digest
+    floor = services.settings.ranking.min_relevance
+    if context.rank_context is None:
+        rows: list[list[ranking.Pick]] = [[] for _ in subscribers]
+    else:
+        result = ranking.rank_result(
+            context.candidates,
+            profiles,
+            top_n=top_n,
+            params=rank_params(services),
+            context=context.rank_context,
+        )
+        rows = [
+            compose_row(result, i, top_n=top_n, min_relevance=floor)
+            for i in range(len(subscribers))
+        ]
+    return [
+        render_for(services, context, s, picks, profile, is_test=is_test)
+        for s, picks, profile in zip(subscribers, rows, profiles, strict=True)
+    ]
+
+
+def compose_message(
+    services: Services,
+    *,
+    subscriber: Subscriber,
+    digest: RenderedDigest,
+    links: DigestLinks,
+    msg_id: str,
+    now: datetime,
+    is_test: bool = False,
+) -> bytes:
+    settings = services.settings
+    reply_token = services.tokens.dumps("reply", subscriber.id)
+    mailto = f"mailto:reply+{reply_token}@{settings.email.reply_to_domain}?subject=unsubscribe"
+    headers = {
+        "List-Id": settings.email.list_id,
+        "List-Unsubscribe": f"<{links.unsubscribe}>, <{mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Reply-To": f"reply+{reply_token}@{settings.email.reply_to_domain}",
+    }
+    if is_test:
+        headers["X-Digest-Test"] = "yes"
+    raw = build_message(
+        sender=settings.email.from_address,
+        to=subscriber.email,
+        subject=digest.subject,
+        text=digest.text,
+        html=digest.html,
+        message_id=msg_id,
+        date=now,
+        headers=headers,
+    )
+    # Signed last: the signature covers the final header set, List-Unsubscribe included.
+    return services.dkim.sign(raw) if services.dkim else raw

@@ -1,0 +1,480 @@
+"""Subscription and feedback by email: `digest inbound` (aiosmtpd) or one message on stdin.
+
+Who a message is about is decided by a signed token, never by its From header:
+
+- a reply to a digest goes to `reply+<token>@<reply_to_domain>` (its Reply-To); the token names
+  the subscriber, so `unsubscribe`, `pause`, `resume`, `interests: …` and ratings (`+3 -5`,
+  `like 3`, `dislike 4`, `more like 2`) act on that subscriber only. The mailto:
+  List-Unsubscribe address is the same address with the subject `unsubscribe` (RFC 8058's
+  fallback). The edition a rating refers to is the one our Message-ID in In-Reply-To names
+  (HMAC-checked, same subscriber), else the subscriber's latest digest.
+- without a token, `subscribe` starts a double opt-in whose confirmation goes to the sender's
+  address, so a forged From gains nothing; everything else gets the help text, at most one an
+  hour per address (the From may be a victim's).
+- delivery reports and complaints (multipart/report, or anything sent to the bounce address)
+  go to digest.bounces.
+
+Auto-submitted mail (out-of-office replies, RFC 3834) is never acted on and never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from email.utils import getaddresses, parseaddr
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, col, select
+
+from digest import bounces, subscriptions
+from digest.bootstrap import Services
+from digest.models import Delivery, Subscriber, utcnow
+from digest.render import build_message
+from digest.render import message_id as our_message_id
+from digest.store import subscribers as subscriber_store
+from digest.store import web as web_store
+from digest.tokens import TokenError
+
+log = logging.getLogger(__name__)
+
+HELP_TEMPLATE = "email/inbound_help.txt"
+MAX_COMMAND_LINES = 10
+HELP_INTERVAL_S = 3600.0
+_QUOTE_START = re.compile(
+    r"^(>|on .+ wrote:|-- ?$|_{5,}|-{5,} ?original message|from: |le .+ a écrit)", re.I
+)
+_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv)\s*:\s*)+", re.I)
+_SIGNED = re.compile(r"(?:(?<=\s)|^)([+-])\s?#?(\d{1,2})(?=[\s,.;!]|$)")
+_LIKE = re.compile(r"\b(more like|dislike|like)(?: this| paper| number)?\s+#?(\d{1,2})\b", re.I)
+_OUR_ID = re.compile(r"<edition-(\d+)\.sub-(\d+)\.[0-9a-f]{8}@[^>\s]+>")
+
+
+@dataclass
+class Commands:
+    """What one message asks for, in the order written (ratings keep their order too)."""
+
+    words: list[str] = field(default_factory=list)  # subscribe unsubscribe pause resume help
+    interests: str | None = None
+    ratings: list[tuple[str, int]] = field(default_factory=list)  # (up|down|more, number)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.words or self.interests is not None or self.ratings)
+
+
+@dataclass
+class InboundResult:
+    """What handling one message did, and the mails to send back (already built)."""
+
+    action: str
+    detail: str = ""
+    replies: list[subscriptions.OutgoingMail] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- parsing (pure)
+
+
+def _body_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):  # an unknown charset or a broken encoding
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
+def parse_commands(subject: str, body: str) -> Commands:
+    """Commands in the subject and the first lines of the body, up to the quoted digest."""
+    lines = [_SUBJECT_PREFIX.sub("", subject or "")]
+    for line in body.splitlines():
+        if _QUOTE_START.match(line.strip()):
+            break
+        if line.strip():
+            lines.append(line)
+        if len(lines) > MAX_COMMAND_LINES:
+            break
+    found = Commands()
+    for line in lines:
+        text = line.strip()
+        lower = text.lower()
+        if lower.startswith("interests:"):
+            found.interests = " ".join(text.partition(":")[2].split())[:2000]
+            continue
+        word = lower.strip(" .!")
+        if word in ("subscribe", "unsubscribe", "pause", "resume", "help", "stop"):
+            found.words.append("unsubscribe" if word == "stop" else word)
+            continue
+        for verb, number in _LIKE.findall(text):
+            kind = {"more like": "more", "dislike": "down", "like": "up"}[verb.lower()]
+            found.ratings.append((kind, int(number)))
+        for sign, number in _SIGNED.findall(_LIKE.sub(" ", text)):
+            found.ratings.append(("up" if sign == "+" else "down", int(number)))
+    return found
+
+
+def reply_token(rcpt_tos: list[str], domain: str) -> str | None:
+    """The token of the first `reply+<token>@domain` recipient (case kept: tokens are signed)."""
+    for rcpt in rcpt_tos:
+        local, _, rcpt_domain = rcpt.strip().strip("<>").rpartition("@")
+        tag, plus, token = local.partition("+")
+        if plus and token and tag.lower() == "reply" and rcpt_domain.lower() == domain.lower():
+            return token
+    return None
+
+
+def is_auto_submitted(message: EmailMessage, mail_from: str | None) -> bool:
+    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    return auto != "no" or precedence in ("bulk", "junk", "list") or mail_from == ""
+
+
+# ---------------------------------------------------------------- handling
+
+
+def _is_bounce_address(services: Services, rcpt: str) -> bool:
+    want_local, _, want_domain = services.settings.inbound.bounce_address.lower().rpartition("@")
+    local, _, domain = rcpt.strip().strip("<>").lower().rpartition("@")
+    return domain == want_domain and local.partition("+")[0] == want_local
+
+
+def process_message(
+    services: Services,
+    raw: bytes,
+    *,
+    mail_from: str | None,
+    rcpt_tos: list[str],
+    peer: str = "stdin",
+    now: datetime | None = None,
+) -> InboundResult:
+    """Act on one received message; the caller sends `replies` (see `send_replies`)."""
+    now = now or utcnow()
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    bounce_rcpt = next((r for r in rcpt_tos if _is_bounce_address(services, r)), None)
+    if bounce_rcpt is not None or message.get_content_type() == "multipart/report":
+        applied = bounces.process_report(services, raw, envelope_to=bounce_rcpt, now=now)
+        detail = ",".join(f"{a.event.kind}:{a.outcome}" for a in applied) or "not a report"
+        return InboundResult("report", detail)
+    if is_auto_submitted(message, mail_from):
+        return InboundResult("ignored", "auto-submitted")
+    commands = parse_commands(str(message.get("Subject", "")), _body_text(message))
+    token = reply_token(rcpt_tos, services.settings.email.reply_to_domain)
+    if token is not None:
+        return _with_token(services, message, token, commands, now)
+    return _without_token(services, message, mail_from, commands, peer, now)
+
+
+def _subscriber_of(services: Services, token: str) -> tuple[int | None, int | None]:
+    try:
+        payload = services.tokens.loads("reply", token)
+    except TokenError:
+        return None, None
+    # [subscriber, edition] in newer digests, the bare subscriber id in older ones.
+    if isinstance(payload, list) and len(payload) == 2 and all(isinstance(p, int) for p in payload):
+        return payload[0], payload[1]
+    if isinstance(payload, int) and not isinstance(payload, bool):
+        return payload, None
+    return None, None
+
+
+def _edition_from_headers(services: Services, message: EmailMessage, subscriber_id: int):
+    """The edition our Message-ID in In-Reply-To/References names, if genuine and theirs."""
+    refs = f"{message.get('In-Reply-To', '')} {message.get('References', '')}"
+    for found in _OUR_ID.finditer(refs):
+        edition_id, sid = int(found.group(1)), int(found.group(2))
+        domain = found.group(0).rpartition("@")[2].rstrip(">")
+        genuine = our_message_id(
+            edition_id=edition_id,
+            subscriber_id=sid,
+            domain=domain,
+            secret=services.settings.secret(),
+        )
+        if genuine == found.group(0) and sid == subscriber_id:
+            return edition_id
+    return None
+
+
+def _digest_papers(session: Session, subscriber_id: int, edition_id: int | None):
+    """(edition id, paper keys in digest order) of the digest being answered."""
+    query = select(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, col(Delivery.sent_at).is_not(None)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    row = session.exec(query.order_by(col(Delivery.sent_at).desc())).first()
+    return (row.edition_id, list(row.paper_keys)) if row else (None, [])
+
+
+def _with_token(
+    services: Services, message: EmailMessage, token: str, commands: Commands, now: datetime
+) -> InboundResult:
+    subscriber_id, edition_id = _subscriber_of(services, token)
+    if subscriber_id is None:
+        log.info("inbound.invalid_token token=%s…", token[:6])
+        return InboundResult("rejected", "invalid token")
+    subscriber = subscriptions.get_subscriber(services, subscriber_id)
+    if subscriber is None:
+        return InboundResult("rejected", "unknown subscriber")
+    done: list[str] = []
+    if "unsubscribe" in commands.words:
+        # Nothing else in the message matters once the person has asked to leave.
+        subscriptions.unsubscribe(services, subscriber_id, now=now)
+        return InboundResult("unsubscribed", f"subscriber={subscriber_id}")
+    if commands.interests is not None:
+        subscriptions.update_preferences(
+            services, subscriber_id, _preferences(subscriber, commands.interests)
+        )
+        done.append("interests")
+    for word in commands.words:
+        if word in ("pause", "resume"):
+            subscriptions.set_paused(services, subscriber_id, word == "pause")
+            done.append(word)
+    if commands.ratings:
+        done.append(_rate(services, message, subscriber_id, edition_id, commands))
+    replies = []
+    if "help" in commands.words or commands.empty:
+        replies.append(_help_mail(services, subscriber.email, now, "token"))
+        done.append("help")
+    return InboundResult(",".join(done) or "nothing", f"subscriber={subscriber_id}", replies)
+
+
+def _preferences(subscriber: Subscriber, interests: str) -> subscriptions.Preferences:
+    return subscriptions.Preferences(
+        interests=interests,
+        categories=tuple(subscriber.categories),
+        seed_papers=tuple(subscriber.seed_papers),
+        timezone=subscriber.timezone,
+        delivery_hour=subscriber.delivery_hour,
+        frequency=subscriber.frequency,
+        weekly_day=subscriber.weekly_day,
+        trending_weight=subscriber.trending_weight,
+    )
+
+
+def _rate(
+    services: Services,
+    message: EmailMessage,
+    subscriber_id: int,
+    edition_id: int | None,
+    commands: Commands,
+) -> str:
+    edition_id = edition_id or _edition_from_headers(services, message, subscriber_id)
+    with Session(services.engine) as session:
+        edition_id, keys = _digest_papers(session, subscriber_id, edition_id)
+    rated = 0
+    for kind, number in commands.ratings:
+        if not 1 <= number <= len(keys):
+            continue  # a number the digest did not show
+        key = keys[number - 1]
+        if kind == "more":
+            subscriptions.more_like_this(services, subscriber_id, key)
+            subscriptions.rate(services, subscriber_id, key, 1, edition_id=edition_id)
+        else:
+            value = 1 if kind == "up" else -1
+            subscriptions.rate(services, subscriber_id, key, value, edition_id=edition_id)
+        rated += 1
+    return f"rated:{rated}"
+
+
+def _sender_address(message: EmailMessage, mail_from: str | None) -> str | None:
+    """The From address (else the envelope sender), validated; ASCII only."""
+    candidates = [a for _, a in getaddresses([str(message.get("From", ""))])] + [mail_from or ""]
+    for candidate in candidates:
+        if not candidate or not candidate.isascii():
+            continue
+        try:
+            return validate_email(candidate, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            continue
+    return None
+
+
+def _without_token(
+    services: Services,
+    message: EmailMessage,
+    mail_from: str | None,
+    commands: Commands,
+    peer: str,
+    now: datetime,
+) -> InboundResult:
+    sender = _sender_address(message, mail_from)
+    if sender is None:
+        return InboundResult("ignored", "no valid sender")
+    if "subscribe" in commands.words:
+        request = subscriptions.SubscribeRequest(
+            sender, subscriptions.Preferences(interests=commands.interests or "")
+        )
+        meta = subscriptions.RequestMeta(
+            ip_hash=subscriptions.keyed_hash(services, "ip", f"smtp:{peer}"),
+            ua_hash=subscriptions.keyed_hash(services, "ua", "email"),
+        )
+        mail = subscriptions.request_subscription(services, request, meta, now=now)
+        # The same answer whether or not a confirmation went out: it goes to the sender only.
+        return InboundResult(
+            "subscribe", "confirmation" if mail else "none", [mail] if mail else []
+        )
+    # Everything else without a token gets the help text, rate-limited: the From is unproven.
+    key = "inbound-help:" + subscriber_store.email_hash(sender)
+    verdict = web_store.sliding_hit(services.engine, key, [(1, HELP_INTERVAL_S)], now=now)
+    if not verdict.allowed:
+        return InboundResult("help", "rate-limited")
+    return InboundResult("help", "sent", [_help_mail(services, sender, now, "no-token")])
+
+
+def _help_mail(
+    services: Services, to: str, now: datetime, reason: str
+) -> subscriptions.OutgoingMail:
+    settings = services.settings
+    rendered = services.templates.get_template(HELP_TEMPLATE).render(
+        address=settings.inbound.address,
+        reason=reason,
+        postal_address=settings.email.postal_address,
+    )
+    # The template's first line is the subject, so all the wording lives in templates/.
+    subject, _, text = rendered.partition("\n")
+    raw = build_message(
+        sender=settings.email.from_address,
+        to=to,
+        subject=subject.removeprefix("Subject:").strip(),
+        text=text.lstrip("\n"),
+        html=None,
+        message_id=f"<help-{secrets.token_hex(12)}@{settings.email.message_id_domain}>",
+        date=now,
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    return subscriptions.OutgoingMail(to, services.dkim.sign(raw) if services.dkim else raw)
+
+
+def send_replies(services: Services, result: InboundResult) -> None:
+    for mail in result.replies:
+        outcome = asyncio.run(subscriptions.send_mail(services, mail))
+        log.info("inbound.reply outcome=%s code=%s", outcome.kind, outcome.code)
+
+
+def handle(
+    services: Services,
+    raw: bytes,
+    *,
+    mail_from: str | None,
+    rcpt_tos: list[str],
+    peer: str = "stdin",
+) -> InboundResult:
+    """Process one message and send its replies (blocking; run it off the event loop)."""
+    result = process_message(services, raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer)
+    log.info("inbound.message action=%s detail=%s", result.action, result.detail)
+    send_replies(services, result)
+    return result
+
+
+def stdin_recipients(raw: bytes) -> list[str]:
+    """Recipients of a piped message from the headers an MTA adds (the token is what counts)."""
+    message = email.message_from_bytes(raw, policy=default_policy)
+    names = ("X-Original-To", "Delivered-To", "To", "Cc")
+    values = [str(v) for name in names for v in (message.get_all(name) or [])]
+    return [address for _, address in getaddresses(values) if address]
+
+
+def stdin_sender(raw: bytes) -> str | None:
+    message = email.message_from_bytes(raw, policy=default_policy)
+    return_path = message.get("Return-Path")
+    return parseaddr(str(return_path))[1] if return_path is not None else None
+
+
+# ---------------------------------------------------------------- the SMTP server
+
+
+class InboundHandler:
+    """aiosmtpd handler: accepts mail for our addresses only, processes it before answering."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _ours(self, address: str) -> bool:
+        settings = self.services.settings
+        address = address.strip("<>")
+        if address.lower() == settings.inbound.address.lower():
+            return True
+        return _is_bounce_address(self.services, address) or (
+            reply_token([address], settings.email.reply_to_domain) is not None
+        )
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, _o):
+        if not self._ours(address):
+            return "550 5.1.1 No such recipient here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        peer = session.peer[0] if session.peer else "unknown"
+        loop = asyncio.get_running_loop()
+        try:
+            # The database work and the replies block, so they run in a thread; answering only
+            # afterwards means an accepted message has been acted on (C2: unsubscribe at 250).
+            await loop.run_in_executor(
+                None,
+                lambda: handle(
+                    self.services,
+                    raw,
+                    mail_from=envelope.mail_from,
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    peer=peer,
+                ),
+            )
+        except Exception:
+            log.exception("inbound.failed")
+            return "451 4.3.0 Temporary failure, try again later"
+        return "250 2.0.0 OK"
+
+
+class InboundServer:
+    """Runs the inbound SMTP server in a background thread (a context manager)."""
+
+    def __init__(self, services: Services, *, host: str | None = None, port: int | None = None):
+        settings = services.settings.inbound
+        self.host = host or settings.host
+        self.port = port or settings.port
+        self._controller = Controller(
+            InboundHandler(services),
+            hostname=self.host,
+            port=self.port,
+            server_hostname=services.settings.smtp.local_hostname,
+            data_size_limit=settings.max_message_bytes,
+            ready_timeout=10.0,
+        )
+
+    def __enter__(self) -> InboundServer:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()
+
+
+def wait_forever(stop: Any, poll_s: float = 0.5) -> None:
+    """Block until `stop` (a threading.Event) is set; the CLI sets it on SIGTERM / Ctrl-C."""
+    while not stop.wait(poll_s):
+        pass
+
+
+__all__ = [
+    "Commands",
+    "InboundResult",
+    "InboundServer",
+    "handle",
+    "parse_commands",
+    "process_message",
+]

@@ -1,0 +1,72 @@
+"""The FastAPI app factory: create_app(services) wires routes, defences and error pages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from digest.bootstrap import Services
+from digest.web import feedback, pages, subscription
+from digest.web.jobs import JobQueue
+from digest.web.security import PageError, SecurityMiddleware, is_https
+from digest.web.views import WebState, page, render
+
+log = logging.getLogger(__name__)
+_HTTP_KINDS = {404: "not_found", 405: "not_found", 400: "bad_request", 413: "too_large"}
+
+
+def create_app(services: Services, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The web app over these services. `clock` (epoch seconds) lets tests age tokens."""
+    jobs = JobQueue(services.settings.web.mail_workers)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        jobs.drain()
+        jobs.shutdown()
+
+    app = FastAPI(
+        title="Trending papers digest",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = WebState(services=services, jobs=jobs, clock=clock)
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> HTMLResponse:
+        return page(request, "status.html", status=exc.status, headers=exc.headers, kind=exc.kind)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
+        kind = _HTTP_KINDS.get(exc.status_code, "bad_request")
+        return page(request, "status.html", status=exc.status_code, kind=kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return page(request, "status.html", status=400, kind="bad_request")
+
+    app.include_router(pages.router)
+    app.include_router(subscription.router)
+    app.include_router(feedback.router)
+    static_dir = services.settings.templates_dir / "web" / "static"
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body=services.settings.web.max_body_bytes,
+        https=is_https(services),
+        too_large=lambda: render(services, "status.html", kind="too_large", csrf_token="").encode(
+            "utf-8"
+        ),
+    )
+    return app

@@ -1,0 +1,174 @@
+"""Rating links from the email, the digest in the browser, and the personal RSS feed.
+
+A rating link's GET only shows a button: link scanners fetch every URL in a message, and a
+vote must come from the reader. The POST is idempotent (the latest rating wins).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from fastapi import APIRouter
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from digest import editions, subscriptions
+from digest.models import Edition, Subscriber, utcnow
+from digest.render import safe_url
+from digest.store import papers as paper_store
+from digest.web import links
+from digest.web.security import PageError, verify_csrf
+from digest.web.views import form_data, page, render, state
+
+router = APIRouter()
+# The emailed digest keeps its inline styles; no script runs, nothing is framed or posted.
+DIGEST_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def _paper_title(request: Request, key: str) -> tuple[str, str | None]:
+    with Session(state(request).services.engine) as session:
+        paper = paper_store.get_paper(session, key)
+    if paper is None:
+        return key, None
+    return paper.title, paper.url
+
+
+def _path(token: str, position: str | None, vote: str | None) -> str:
+    return f"/f/{token}" if position is None else f"/f/{token}/{position}/{vote}"
+
+
+def _rating_page(request, token, position, vote, *, template: str, **extra) -> HTMLResponse:
+    web = state(request)
+    sid, key, value, _ = links.feedback_link(web.services, token, web.clock, position, vote)
+    title, url = _paper_title(request, key)
+    return page(
+        request,
+        template,
+        rate_path=_path(token, position, vote),
+        value=value,
+        title=title,
+        url=url,
+        **extra,
+    )
+
+
+@router.get("/f/{token}", response_class=HTMLResponse)
+@router.get("/f/{token}/{position}/{vote}", response_class=HTMLResponse)
+def rate_page(
+    request: Request, token: str, position: str | None = None, vote: str | None = None
+) -> HTMLResponse:
+    web = state(request)
+    sid, _, _, _ = links.feedback_link(web.services, token, web.clock, position, vote)
+    if subscriptions.get_subscriber(web.services, sid) is None:
+        raise PageError(404, "gone")
+    return _rating_page(request, token, position, vote, template="rate.html")
+
+
+async def _feedback_post(request: Request, token: str, position, vote):
+    web = state(request)
+    verify_csrf(request, web.services, await form_data(request))
+    return web, links.feedback_link(web.services, token, web.clock, position, vote)
+
+
+@router.post("/f/{token}", response_class=HTMLResponse)
+@router.post("/f/{token}/{position}/{vote}", response_class=HTMLResponse)
+async def rate(
+    request: Request, token: str, position: str | None = None, vote: str | None = None
+) -> HTMLResponse:
+    web, (sid, key, value, edition) = await _feedback_post(request, token, position, vote)
+    if not subscriptions.rate(web.services, sid, key, value, edition_id=edition):
+        raise PageError(404, "gone")
+    return _rating_page(request, token, position, vote, template="rated.html", notice="")
+
+
+@router.post("/f/{token}/undo", response_class=HTMLResponse)
+@router.post("/f/{token}/{position}/{vote}/undo", response_class=HTMLResponse)
+async def rate_undo(
+    request: Request, token: str, position: str | None = None, vote: str | None = None
+) -> HTMLResponse:
+    web, (sid, key, _, edition) = await _feedback_post(request, token, position, vote)
+    if not subscriptions.rate(web.services, sid, key, 0, edition_id=edition):
+        raise PageError(404, "gone")
+    return _rating_page(request, token, position, vote, template="rated.html", notice="undone")
+
+
+@router.post("/f/{token}/more", response_class=HTMLResponse)
+@router.post("/f/{token}/{position}/{vote}/more", response_class=HTMLResponse)
+async def rate_more(
+    request: Request, token: str, position: str | None = None, vote: str | None = None
+) -> HTMLResponse:
+    web, (sid, key, _, edition) = await _feedback_post(request, token, position, vote)
+    subscriptions.rate(web.services, sid, key, 1, edition_id=edition)
+    if not subscriptions.more_like_this(web.services, sid, key):
+        raise PageError(404, "gone")
+    return _rating_page(request, token, position, vote, template="rated.html", notice="more")
+
+
+def _digest(request: Request, subscriber: Subscriber, edition: Edition | None):
+    """This subscriber's digest of `edition` (today's, unsaved, when there is none)."""
+    services = state(request).services
+    with Session(services.engine, expire_on_commit=False) as session:
+        if edition is None:
+            now = utcnow()
+            edition = Edition(id=0, edition_date=now.date(), status="preview")
+        else:
+            now = datetime.combine(edition.edition_date, time(23, 59), tzinfo=UTC)
+            now = min(now, utcnow())
+        context = editions.edition_context(services, session, edition, now=now)
+        [(digest, keys, _)] = editions.digests_for(services, session, context, [subscriber])
+        papers = paper_store.papers_by_keys(session, keys)
+    return digest, [papers[k] for k in keys if k in papers], edition
+
+
+@router.get("/view/{token}", response_class=HTMLResponse)
+def view(request: Request, token: str) -> HTMLResponse:
+    web = state(request)
+    sid, edition_id = links.view_link(web.services, token, web.clock)
+    subscriber = subscriptions.get_subscriber(web.services, sid)
+    if subscriber is None:
+        raise PageError(404, "gone")
+    with Session(web.services.engine, expire_on_commit=False) as session:
+        edition = session.get(Edition, edition_id) if edition_id else None
+    digest, _, _ = _digest(request, subscriber, edition)
+    return HTMLResponse(digest.html, headers={"Content-Security-Policy": DIGEST_CSP})
+
+
+def _arxiv(arxiv_id: str | None) -> str | None:
+    return f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None
+
+
+@router.get("/feed/{token}.xml")
+def feed(request: Request, token: str) -> Response:
+    web = state(request)
+    sid = links.feed_link(web.services, token, web.clock)
+    subscriber = subscriptions.get_subscriber(web.services, sid)
+    if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
+        raise PageError(404, "gone")
+    digest, papers, edition = _digest(request, subscriber, None)
+    base = web.services.settings.web.base_url.rstrip("/")
+    xml = render(
+        web.services,
+        "feed.xml",
+        title=digest.subject,
+        link=base + "/",
+        self_url=f"{base}/feed/{token}.xml",
+        built=utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        items=[
+            {
+                "title": p.title,
+                "link": safe_url(p.url) or _arxiv(p.arxiv_id) or base,
+                "guid": p.key,
+                "summary": p.ai_summary or p.abstract,
+            }
+            for p in papers
+        ],
+    )
+    return Response(
+        xml,
+        media_type="application/rss+xml; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=900"},
+    )

@@ -1,0 +1,141 @@
+"""The landing page (today's trending papers and the subscribe form), subscribing, /healthz."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from fastapi import APIRouter
+from sqlalchemy import func, select, text
+from sqlmodel import Session
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+
+from digest.models import Edition, FeedState, Paper, utcnow
+from digest.render import safe_url, tldr
+from digest.store import papers as paper_store
+from digest.subscriptions import RequestMeta, keyed_hash, process_subscription
+from digest.web.forms import FormError, parse_subscribe_form, timezones
+from digest.web.security import check_ip_limit, client_ip, verify_csrf
+from digest.web.views import form_data, page, state
+
+router = APIRouter()
+TRENDING_ON_LANDING = 15
+SUMMARY_CHARS = 180
+
+
+def trending_papers(request: Request) -> list[dict]:
+    """Recent papers, most upvoted first, as plain data for the landing page."""
+    services = state(request).services
+    since = utcnow() - timedelta(days=services.settings.ranking.candidate_days)
+    with Session(services.engine) as session:
+        papers = paper_store.recent_papers(session, since=since)
+    papers.sort(key=lambda p: (-(p.upvotes or 0), -p.first_seen.timestamp()))
+    rows = []
+    for paper in papers[:TRENDING_ON_LANDING]:
+        fallback = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else None
+        rows.append(
+            {
+                "title": paper.title,
+                "url": safe_url(paper.url) or fallback,
+                "upvotes": paper.upvotes,
+                "summary": tldr(paper.abstract, paper.ai_summary, max_chars=SUMMARY_CHARS),
+            }
+        )
+    return rows
+
+
+def _form_defaults(request: Request) -> dict[str, str]:
+    settings = state(request).services.settings
+    return {
+        "email": "",
+        "interests": "",
+        "categories": "",
+        "seed_papers": "",
+        "timezone": settings.delivery.default_timezone,
+        "delivery_hour": str(settings.delivery.default_hour),
+        "frequency": "daily",
+        "weekly_day": "0",
+        "trending": "25",
+    }
+
+
+def landing(request: Request, *, values=None, errors=None, status: int = 200) -> HTMLResponse:
+    return page(
+        request,
+        "landing.html",
+        status=status,
+        papers=trending_papers(request),
+        values=values or _form_defaults(request),
+        errors=errors or {},
+        timezones=sorted(timezones()),
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return landing(request)
+
+
+@router.post("/subscribe", response_class=HTMLResponse)
+async def subscribe(request: Request) -> HTMLResponse:
+    """Validate and queue; the answer is the same page whatever the address's state."""
+    web = state(request)
+    services = web.services
+    form = await form_data(request)
+    verify_csrf(request, services, form)
+    ip = client_ip(request, services.settings.web.trusted_proxies)
+    check_ip_limit(services, ip)
+    try:
+        subscription = parse_subscribe_form(
+            form, default_hour=services.settings.delivery.default_hour
+        )
+    except FormError as exc:
+        values = {**_form_defaults(request)}
+        values.update({k: v for k, v in form.items() if isinstance(v, str) and k in values})
+        return landing(request, values=values, errors=exc.errors, status=400)
+    meta = RequestMeta(
+        ip_hash=keyed_hash(services, "ip", ip),
+        ua_hash=keyed_hash(services, "ua", request.headers.get("user-agent", "")[:500]),
+    )
+    response = page(request, "check_inbox.html")
+    # Queued only once the page has been sent, so the work (which differs by the address's
+    # state) cannot share the visitor's wait even for CPU.
+    response.background = BackgroundTask(
+        web.jobs.submit, process_subscription, services, subscription, meta
+    )
+    return response
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """DB reachable, and how old the last successful fetch and the last edition are."""
+    services = state(request).services
+    now = utcnow()
+    try:
+        with Session(services.engine) as session:
+            session.execute(text("SELECT 1"))
+            last_fetch = session.execute(select(func.max(FeedState.last_success_at))).scalar()
+            last_edition = session.execute(select(func.max(Edition.created_at))).scalar()
+            papers = session.execute(select(func.count(Paper.id))).scalar() or 0
+    except Exception as exc:  # any driver error means "not healthy", reported, not raised
+        return JSONResponse(
+            {"status": "error", "database": f"unreachable: {type(exc).__name__}"}, 503
+        )
+
+    def age(value):
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite aggregates may bypass the column type
+            value = value.replace(tzinfo=UTC)
+        return round((now - value).total_seconds(), 1)
+
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "ok",
+            "papers": papers,
+            "last_fetch_age_s": age(last_fetch),
+            "last_edition_age_s": age(last_edition),
+        }
+    )

@@ -1,0 +1,219 @@
+"""Many workers on one PostgreSQL database (RELIABILITY A2, S2, and kill -9 with resumption).
+
+Every count is taken at the SMTP sink by Message-ID, which is deterministic per (edition,
+subscriber): two copies of one id are a duplicate send, a missing id is a missed subscriber.
+Skipped without DIGEST_TEST_DATABASE_URL; with CI set, its absence fails (conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from digest import bootstrap, leases, timetable
+from digest.bootstrap import Services
+from digest.db import make_engine, upgrade
+from digest.models import Delivery, Edition
+from digest.scheduler import Worker
+from digest.settings import DeliverySettings, SchedulerSettings, Settings, SmtpSettings
+from digest.sink import SmtpSink
+from tests.test_scheduler import DIGEST_BIN, SlowHandler, wait_until, worker_env
+from tests.worker_helpers import add_papers, add_subscribers, message_ids
+
+pytestmark = pytest.mark.postgres
+
+
+def pg_services(url: str, sink: SmtpSink, **scheduler: float) -> Services:
+    settings = Settings(
+        mode="dev",
+        database_url=url,
+        smtp=SmtpSettings(host=sink.host, port=sink.port, timeout_s=10, connections=2),
+        delivery=DeliverySettings(backoff_base_s=1.0, batch_size=20),
+        scheduler=SchedulerSettings(**scheduler),
+    )
+    return bootstrap.build(settings, engine=make_engine(url))
+
+
+@pytest.fixture
+def pg(pg_schema_url: str, smtp_sink: SmtpSink) -> Iterator[Services]:
+    services = pg_services(pg_schema_url, smtp_sink)
+    upgrade(services.engine)
+    yield services
+    services.close()
+
+
+class SimClock:
+    """Simulated time running `speed` times faster than the wall clock."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        self.start, self.speed, self.real0 = start, speed, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.real0) * self.speed)
+
+
+def test_a2_workers_and_schedulers_compressed_days(
+    pg_schema_url: str, pg: Services, smtp_sink: SmtpSink
+) -> None:
+    """Three workers (three would-be schedulers) over ~4 simulated days, 1 day = 2 s."""
+    hour = pg.settings.scheduler.edition_hour
+    first = datetime(2026, 5, 4, tzinfo=UTC).date()
+    clock = SimClock(timetable.edition_start(first, hour), speed=43_200)
+    add_papers(pg.engine, now=clock())
+    # Delivery moments away from the 02:00 UTC window edge (a tick is 1.2 simulated hours).
+    add_subscribers(pg.engine, 10, prefix="utc", timezone="UTC", hour=8)
+    add_subscribers(pg.engine, 10, prefix="ber", timezone="Europe/Berlin", hour=7)
+    add_subscribers(pg.engine, 10, prefix="nyc", timezone="America/New_York", hour=7)
+    add_subscribers(pg.engine, 10, prefix="tyo", timezone="Asia/Tokyo", hour=18)
+    triggers = {j: IntervalTrigger(seconds=0.3, timezone=UTC) for j in ("plan-edition",)}
+    triggers |= {j: IntervalTrigger(hours=24, timezone=UTC) for j in ("fetch", "trending")}
+    workers = []
+    for i in range(3):
+        services = pg_services(pg_schema_url, smtp_sink, lease_s=1.0)
+        workers.append(
+            Worker(
+                services,
+                name=f"a2-{i}",
+                clock=clock,
+                send_clock=lambda: datetime.now(UTC),  # claim leases in real seconds
+                triggers=triggers,
+                send_interval_s=0.1,
+            )
+        )
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(4.0)
+        leader = next(w for w in workers if w.is_leader)
+        leader.stop()  # hand-over: another worker must take the scheduler role
+        assert wait_until(lambda: any(w.is_leader for w in workers if w is not leader), 3)
+        time.sleep(4.0)
+        end = clock()
+    finally:
+        for worker in workers:
+            worker.stop()
+            worker.services.close()
+    leaders = [w for w in workers if w.handovers]
+    assert 2 <= len(leaders) <= 3 and all(w.handovers == 1 for w in leaders)
+    with Session(pg.engine) as session:
+        dates = sorted(session.scalars(select(Edition.edition_date)).all())
+        sent = session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.state == "sent")
+        )
+    days = (timetable.edition_date_at(end, hour) - first).days + 1
+    assert dates == [first + timedelta(days=i) for i in range(days)]  # exactly one per day
+    counts = message_ids(m.data for m in smtp_sink.messages)
+    assert max(counts.values()) == 1  # 0 duplicate sends
+    assert len(counts) == sent
+    assert sent >= 40 * (days - 1)  # every full simulated day reached every subscriber
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_s2_sender_processes_share_one_edition(
+    pg: Services, pg_schema_url: str, smtp_sink: SmtpSink, processes: int
+) -> None:
+    count = 150
+    add_papers(pg.engine)
+    add_subscribers(pg.engine, count)
+    env = worker_env(pg_schema_url, smtp_sink, DIGEST_DELIVERY_BATCH_SIZE="25")
+    senders = [
+        subprocess.Popen(
+            [DIGEST_BIN, "send"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(processes)
+    ]
+    outputs = [p.communicate(timeout=90)[0].decode() for p in senders]
+    assert [p.returncode for p in senders] == [0] * processes, outputs
+    counts = message_ids(m.data for m in smtp_sink.messages)
+    assert len(counts) == count  # 0 missed
+    assert max(counts.values()) == 1  # 0 duplicates
+    with Session(pg.engine) as session:
+        shares = session.execute(
+            select(Delivery.claimed_by, func.count()).group_by(Delivery.claimed_by)
+        ).all()
+    assert sum(n for _, n in shares) == count
+
+
+def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str) -> None:
+    """kill -9 the lease holder mid-edition: the others take the scheduler role within the
+    lease and resume its claimed rows after the delivery lease; nobody is missed."""
+    count = 250
+    now = datetime.now(UTC)
+    add_papers(pg.engine, now=now)
+    add_subscribers(pg.engine, count, hour=now.hour)
+    connections = 2
+    with SmtpSink(SlowHandler()) as sink:
+        env = worker_env(
+            pg_schema_url,
+            sink,
+            DIGEST_DELIVERY_LEASE_S="2",
+            DIGEST_DELIVERY_BATCH_SIZE="20",
+            DIGEST_SMTP_CONNECTIONS=str(connections),
+        )
+        names = [f"k9-{i}" for i in range(3)]
+        procs = {
+            name: subprocess.Popen(
+                [DIGEST_BIN, "worker", "--name", name],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name in names
+        }
+        try:
+            assert wait_until(lambda: len(sink.messages) >= 30, timeout=40)
+            holder = leases.current(pg.engine).holder
+            assert holder in procs
+            os.kill(procs[holder].pid, signal.SIGKILL)
+            procs[holder].wait(timeout=10)
+            killed_at = time.monotonic()
+            assert wait_until(lambda: leases.current(pg.engine).holder not in (holder,), timeout=10)
+            takeover_s = time.monotonic() - killed_at
+
+            def finished() -> bool:
+                with Session(pg.engine) as session:
+                    return (
+                        session.scalar(
+                            select(func.count())
+                            .select_from(Delivery)
+                            .where(Delivery.state == "sent")
+                        )
+                        == count
+                    )
+
+            assert wait_until(finished, timeout=60)
+            for name, proc in procs.items():
+                if name != holder:
+                    proc.send_signal(signal.SIGTERM)
+            for name, proc in procs.items():
+                if name != holder:
+                    assert proc.wait(timeout=20) == 0
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.kill()
+        counts = message_ids(m.data for m in sink.messages)
+    assert len(counts) == count  # 0 missed
+    duplicates = sum(n - 1 for n in counts.values())
+    # At-least-once for what was in flight at the kill: at most one per open connection.
+    assert duplicates <= connections
+    assert takeover_s < 5
+
+
+def test_no_double_leader(pg: Services) -> None:
+    """The lease goes to exactly one of several contenders, and to another once it expires."""
+    start = datetime.now(UTC)
+    won = [leases.acquire(pg.engine, holder=f"w{i}", ttl_s=1.0, now=start) for i in range(4)]
+    assert won == [True, False, False, False]
+    later = start + timedelta(seconds=2)
+    assert leases.acquire(pg.engine, holder="w2", ttl_s=1.0, now=later)
+    assert not leases.acquire(pg.engine, holder="w0", ttl_s=1.0, now=later)
