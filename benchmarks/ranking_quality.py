@@ -91,8 +91,9 @@ def make_trials(labels: np.ndarray, n: int, seed: int) -> list[tuple[str, np.nda
 
 def report(title: str, table: dict[str, list[tuple]], names: list[str]) -> dict[str, dict]:
     print(f"\n### {title}\n")
-    print("| method | P@10 | R@10 | nDCG@10 | MRR | " + " | ".join(f"P@10 {n}" for n in names)
-          + " |")
+    print(
+        "| method | P@10 | R@10 | nDCG@10 | MRR | " + " | ".join(f"P@10 {n}" for n in names) + " |"
+    )
     print("|---|---|---|---|---|" + "---|" * len(names))
     summary = {}
     for method, rows in table.items():
@@ -100,17 +101,27 @@ def report(title: str, table: dict[str, list[tuple]], names: list[str]) -> dict[
         lab = np.array([r[0] for r in rows])
         mean = arr.mean(axis=0)
         per = [arr[lab == n, 0].mean() for n in names]
-        summary[method] = {"p": mean[0], "r": mean[1], "ndcg": mean[2], "mrr": mean[3],
-                           "per": per, "sem_p": arr[:, 0].std() / np.sqrt(len(arr))}
-        print(f"| {method} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.3f} | {mean[3]:.3f} | "
-              + " | ".join(f"{p:.3f}" for p in per) + " |")
+        summary[method] = {
+            "p": mean[0],
+            "r": mean[1],
+            "ndcg": mean[2],
+            "mrr": mean[3],
+            "per": per,
+            "sem_p": arr[:, 0].std() / np.sqrt(len(arr)),
+        }
+        print(
+            f"| {method} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.3f} | {mean[3]:.3f} | "
+            + " | ".join(f"{p:.3f}" for p in per)
+            + " |"
+        )
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("papers", nargs="?", type=Path,
-                        default=DEFAULT if DEFAULT.exists() else FIXTURE)
+    parser.add_argument(
+        "papers", nargs="?", type=Path, default=DEFAULT if DEFAULT.exists() else FIXTURE
+    )
     parser.add_argument("--trials", type=int, default=600)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -118,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     papers, labels = load(args.papers)
     names = sorted(set(labels))
     n = len(papers)
-    print(f"{n} papers from {args.papers.name}; listings "
-          + ", ".join(f"{k}: {(labels == k).sum()}" for k in names)
-          + f"; {args.trials} trials")
+    print(
+        f"{n} papers from {args.papers.name}; listings "
+        + ", ".join(f"{k}: {(labels == k).sum()}" for k in names)
+        + f"; {args.trials} trials"
+    )
     texts = [paper_text(p) for p in papers]
     ids = np.array([p.id for p in papers])
     trials = make_trials(labels, args.trials, args.seed)
@@ -130,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     model = TextModel.fit(texts)
     context = build_context(papers, model=model, params=params)
-    profiles = [Profile(user=str(t), like=tuple(ids[liked])) for t, (_, liked) in
-                enumerate(trials)]
+    profiles = [Profile(user=str(t), like=tuple(ids[liked])) for t, (_, liked) in enumerate(trials)]
     result = rank_result(papers, profiles, top_n=n, params=params, context=context)
     ours_s = time.perf_counter() - started
 
@@ -139,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     base = TfidfVectorizer(stop_words="english", sublinear_tf=True)
     xa = normalize(base.fit_transform(texts))
     # (b) arxiv-sanity-lite's SVM features
-    svm_vec = TfidfVectorizer(stop_words="english", sublinear_tf=True, ngram_range=(1, 2),
-                              max_df=0.9, max_features=20000)
+    svm_vec = TfidfVectorizer(
+        stop_words="english", sublinear_tf=True, ngram_range=(1, 2), max_df=0.9, max_features=20000
+    )
     xb = svm_vec.fit_transform(texts)
     rng = np.random.default_rng(args.seed + 1)
-    table: dict[str, list[tuple]] = {"ours": [], "(a) TF-IDF centroid": [],
-                                     "(b) LinearSVC": []}
+    table: dict[str, list[tuple]] = {"ours": [], "(a) TF-IDF centroid": [], "(b) LinearSVC": []}
     svm_s = 0.0
     for t, (name, liked) in enumerate(trials):
         relevant = np.setdiff1d(np.nonzero(labels == name)[0], liked)
@@ -152,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         table["ours"].append((name, *metrics(ours[ours >= 0], relevant)))
         centroid = np.asarray(xa[liked].mean(axis=0)).ravel()
         table["(a) TF-IDF centroid"].append(
-            (name, *metrics(order_from_scores(xa @ centroid, liked), relevant)))
+            (name, *metrics(order_from_scores(xa @ centroid, liked), relevant))
+        )
         t0 = time.perf_counter()
         others = np.setdiff1d(np.arange(n), liked)
         negatives = rng.choice(others, min(1000, len(others)), replace=False)
@@ -165,13 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     likes = report("5 liked papers", table, names)
     best_base = max(("(a) TF-IDF centroid", "(b) LinearSVC"), key=lambda m: likes[m]["p"])
     gain = likes["ours"]["p"] - likes[best_base]["p"]
-    print(f"\nours vs best baseline {best_base}: P@10 {gain:+.3f} "
-          f"({100 * gain / likes[best_base]['p']:+.1f} %), standard error ~"
-          f"{likes['ours']['sem_p']:.3f}; "
-          f"nDCG {likes['ours']['ndcg'] - likes[best_base]['ndcg']:+.3f}, "
-          f"MRR {likes['ours']['mrr'] - likes[best_base]['mrr']:+.3f}")
-    print(f"time for all {len(trials)} trials: ours {ours_s:.2f} s (fit + one batch), "
-          f"SVM {svm_s:.2f} s")
+    print(
+        f"\nours vs best baseline {best_base}: P@10 {gain:+.3f} "
+        f"({100 * gain / likes[best_base]['p']:+.1f} %), standard error ~"
+        f"{likes['ours']['sem_p']:.3f}; "
+        f"nDCG {likes['ours']['ndcg'] - likes[best_base]['ndcg']:+.3f}, "
+        f"MRR {likes['ours']['mrr'] - likes[best_base]['mrr']:+.3f}"
+    )
+    print(
+        f"time for all {len(trials)} trials: ours {ours_s:.2f} s (fit + one batch), "
+        f"SVM {svm_s:.2f} s"
+    )
 
     # Text-interest variant.
     phrases = [(name, phrase) for name in names for phrase in THEMES.get(name, [name])]
@@ -184,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         text_table["ours"].append((name, *metrics(ours[ours >= 0], relevant)))
         q = normalize(base.transform([phrase]))
         text_table["(a) TF-IDF cosine"].append(
-            (name, *metrics(order_from_scores((xa @ q.T).toarray().ravel(), []), relevant)))
+            (name, *metrics(order_from_scores((xa @ q.T).toarray().ravel(), []), relevant))
+        )
     report("interest text only (3 phrases per listing)", text_table, names)
 
     # Feedback simulation. Papers are split in two halves: each day the user is shown (and
@@ -192,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     # is never rated, so the curve measures the profile, not the pool running out of easy hits.
     splits = 10
     print("\n### feedback simulation (interest text on day 0, then rating the 10 shown)\n")
-    print("| day | P@10 held-out | P@10 of the 10 shown | "
-          + " | ".join(f"held-out {n}" for n in names) + " |")
+    print(
+        "| day | P@10 held-out | P@10 of the 10 shown | "
+        + " | ".join(f"held-out {n}" for n in names)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(names))
     listing_of = dict(zip(ids, labels, strict=True))
     users = [(s, name, phrase) for s in range(splits) for name, phrase in phrases]
@@ -202,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     disliked: list[list[str]] = [[] for _ in users]
     curve = []
     for day in range(args.days + 1):
-        profiles = [Profile(user=str(u), interests=p, like=tuple(liked[u]),
-                            dislike=tuple(disliked[u])) for u, (_, _, p) in enumerate(users)]
+        profiles = [
+            Profile(user=str(u), interests=p, like=tuple(liked[u]), dislike=tuple(disliked[u]))
+            for u, (_, _, p) in enumerate(users)
+        ]
         result = rank_result(papers, profiles, top_n=n, params=params, context=context)
         held, seen = [], []
         for u, (split, name, _) in enumerate(users):
@@ -219,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         arr = np.array([p for _, p in held])
         lab = np.array([name for name, _ in held])
         curve.append(arr.mean())
-        print(f"| {day} | {arr.mean():.3f} | {np.mean(seen):.3f} | "
-              + " | ".join(f"{arr[lab == n].mean():.3f}" for n in names) + " |")
+        print(
+            f"| {day} | {arr.mean():.3f} | {np.mean(seen):.3f} | "
+            + " | ".join(f"{arr[lab == n].mean():.3f}" for n in names)
+            + " |"
+        )
     rising = all(b > a for a, b in zip(curve, curve[1:], strict=False))
     print(f"\nheld-out precision rises every day: {rising}")
     return 0

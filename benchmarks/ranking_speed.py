@@ -45,11 +45,15 @@ def synth_papers(rows: list[dict], n: int, rng: np.random.Generator, prefix: str
     for i in range(n):
         k = int(rng.integers(4, 9))
         abstract = ". ".join(sentences[j] for j in rng.integers(0, len(sentences), k))
-        papers.append(Candidate(
-            id=f"{prefix}{i}", title=_title(words, rng), abstract=abstract,
-            categories=tuple(rng.choice(CATEGORIES, int(rng.integers(1, 3)), replace=False)),
-            upvotes=int(rng.poisson(3) * rng.integers(0, 20)),
-        ))
+        papers.append(
+            Candidate(
+                id=f"{prefix}{i}",
+                title=_title(words, rng),
+                abstract=abstract,
+                categories=tuple(rng.choice(CATEGORIES, int(rng.integers(1, 3)), replace=False)),
+                upvotes=int(rng.poisson(3) * rng.integers(0, 20)),
+            )
+        )
     return papers
 
 
@@ -63,7 +67,7 @@ def synth_profiles(n, context, rng, start=0):
     vocabulary words), 40 % 5-50 liked window papers, 20 % two categories; each with 3
     delivered candidates excluded."""
     unigrams = np.array([t for t in context.model.terms if " " not in t])
-    window_ids = np.array([p.id for p in context.pool[context.size:]], dtype=object)
+    window_ids = np.array([p.id for p in context.pool[context.size :]], dtype=object)
     candidate_ids = np.array([c.id for c in context.candidates], dtype=object)
     kinds = rng.choice(3, n, p=[0.4, 0.4, 0.2])
     counts = rng.integers(5, 51, n)
@@ -78,9 +82,13 @@ def synth_profiles(n, context, rng, start=0):
             liked = window_ids[rng.integers(0, len(window_ids), counts[i])]
             profiles.append(Profile(user, like=tuple(liked), exclude=exclude))
         else:
-            profiles.append(Profile(user, categories=tuple(rng.choice(CATEGORIES, 2,
-                                                                      replace=False)),
-                                    exclude=exclude))
+            profiles.append(
+                Profile(
+                    user,
+                    categories=tuple(rng.choice(CATEGORIES, 2, replace=False)),
+                    exclude=exclude,
+                )
+            )
     return profiles
 
 
@@ -107,14 +115,19 @@ def naive(context, batch, rows, top_n):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("papers", nargs="?", type=Path,
-                        default=DEFAULT if DEFAULT.exists() else FIXTURE)
+    parser.add_argument(
+        "papers", nargs="?", type=Path, default=DEFAULT if DEFAULT.exists() else FIXTURE
+    )
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--candidates", type=int, default=2_000)
     parser.add_argument("--window", type=int, default=50_000)
     parser.add_argument("--top", type=int, default=10)
-    parser.add_argument("--batch", type=int, default=100_000,
-                        help="subscribers loaded and ranked at a time (bounds memory)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=100_000,
+        help="subscribers loaded and ranked at a time (bounds memory)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
@@ -122,21 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     window = synth_papers(rows, args.window, rng, "w")
     candidates = synth_papers(rows, args.candidates, rng, "c")
     params = RankParams()
-    print(f"{args.subscribers:,} subscribers x {args.candidates:,} candidates, top {args.top}; "
-          f"window {args.window:,} papers; batches of {args.batch:,}")
+    print(
+        f"{args.subscribers:,} subscribers x {args.candidates:,} candidates, top {args.top}; "
+        f"window {args.window:,} papers; batches of {args.batch:,}"
+    )
 
     t0 = time.perf_counter()
-    model = TextModel.fit([paper_text(p) for p in window + candidates],
-                          keys=[p.id for p in window + candidates])
+    model = TextModel.fit(
+        [paper_text(p) for p in window + candidates], keys=[p.id for p in window + candidates]
+    )
     fit_s = time.perf_counter() - t0
-    print(f"text model fit on {args.window + args.candidates:,} papers: {fit_s:.1f} s "
-          f"({len(model.terms):,} terms, {model.dims} dims)")
+    print(
+        f"text model fit on {args.window + args.candidates:,} papers: {fit_s:.1f} s "
+        f"({len(model.terms):,} terms, {model.dims} dims)"
+    )
 
     t0 = time.perf_counter()
     context = build_context(candidates, pool=window, model=model, params=params)
     context_s = time.perf_counter() - t0
-    print(f"edition context (vectorise candidates + {len(window):,}-paper pool, trending, "
-          f"near-duplicates): {context_s:.2f} s")
+    print(
+        f"edition context (vectorise candidates + {len(window):,}-paper pool, trending, "
+        f"near-duplicates): {context_s:.2f} s"
+    )
 
     # The edition: subscribers arrive in batches of plain Profile objects (as loaded from the
     # database); each batch becomes matrices and is ranked. Synthesising the objects is not
@@ -157,20 +177,28 @@ def main(argv: list[str] | None = None) -> int:
             first_batch = (profiles[:1000], result)
         del profiles, batch, result
     edition_s = context_s + build_s + rank_s
-    print(f"profiles to matrices (Profile objects in, one transform of all interest texts): "
-          f"{build_s:.2f} s")
-    print(f"rank (scores, exclusions, top-k, MMR): {rank_s:.2f} s "
-          f"= {1e6 * rank_s / args.subscribers:.1f} us per subscriber")
-    print(f"WHOLE EDITION (context + profiles + rank, model fit excluded): {edition_s:.2f} s; "
-          f"peak RSS {rss_mb():,.0f} MB")
+    print(
+        f"profiles to matrices (Profile objects in, one transform of all interest texts): "
+        f"{build_s:.2f} s"
+    )
+    print(
+        f"rank (scores, exclusions, top-k, MMR): {rank_s:.2f} s "
+        f"= {1e6 * rank_s / args.subscribers:.1f} us per subscriber"
+    )
+    print(
+        f"WHOLE EDITION (context + profiles + rank, model fit excluded): {edition_s:.2f} s; "
+        f"peak RSS {rss_mb():,.0f} MB"
+    )
 
     sample_profiles, result = first_batch
     t0 = time.perf_counter()
     for i in range(len(sample_profiles)):
         result.picks(i)
     explain_s = (time.perf_counter() - t0) / len(sample_profiles)
-    print(f"Pick objects with reasons and MMR'd lists, for rendered subscribers: "
-          f"{1e3 * explain_s:.3f} ms per subscriber")
+    print(
+        f"Pick objects with reasons and MMR'd lists, for rendered subscribers: "
+        f"{1e3 * explain_s:.3f} ms per subscriber"
+    )
 
     n_naive = len(sample_profiles)
     t0 = time.perf_counter()
@@ -178,10 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     naive_s = time.perf_counter() - t0
     per_naive = naive_s / n_naive
     per_ours = edition_s / args.subscribers
-    print(f"naive per-subscriber loop on {n_naive:,}: {naive_s:.2f} s "
-          f"= {1e6 * per_naive:.0f} us per subscriber; the whole edition is "
-          f"{per_naive / per_ours:.0f}x faster per subscriber "
-          f"(naive extrapolated to {args.subscribers:,}: {per_naive * args.subscribers:.0f} s)")
+    print(
+        f"naive per-subscriber loop on {n_naive:,}: {naive_s:.2f} s "
+        f"= {1e6 * per_naive:.0f} us per subscriber; the whole edition is "
+        f"{per_naive / per_ours:.0f}x faster per subscriber "
+        f"(naive extrapolated to {args.subscribers:,}: {per_naive * args.subscribers:.0f} s)"
+    )
     return 0
 
 

@@ -56,6 +56,9 @@ class State:
                 self._settings = load_from_environment(self.config, self.overrides)
             except SettingsError as exc:
                 fail(str(exc), 2)
+            from digest.logs import configure_logging
+
+            configure_logging(self._settings)
         return self._settings
 
     @property
@@ -134,7 +137,7 @@ def demo(
             if report.sent == 0 and report.already_sent
             else ""
         )
-        + f"\nOpen {report.index} ({len(report.messages)} messages in {out / 'mail'}).\n"
+        + f"\nOpen {report.index} ({len(report.messages)} raw messages in {out}/*.eml).\n"
         f"Took {report.seconds:.1f} s.",
         highlight=False,
     )

@@ -73,10 +73,9 @@ def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoReport:
     started = time.perf_counter()
     now = now or utcnow()
     out_dir = out_dir.resolve()
-    mail_dir = out_dir / "mail"
-    mail_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = DemoReport(out_dir=out_dir)
-    handler = SinkHandler(out_dir=mail_dir)
+    handler = SinkHandler(out_dir=out_dir)
     with SmtpSink(handler) as sink:
         settings = demo_settings(out_dir, sink.port)
         services = bootstrap.build(settings)
@@ -105,7 +104,7 @@ def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoReport:
             report.already_sent = counts.get("sent", 0) - send.sent
         finally:
             services.close()
-    report.messages = sorted(mail_dir.glob("*.eml"))
+    report.messages = sorted(out_dir.glob("*.eml"))
     report.index = write_index(out_dir, report.messages)
     report.seconds = time.perf_counter() - started
     return report
@@ -126,7 +125,7 @@ def write_index(out_dir: Path, messages: list[Path]) -> Path:
             f"<tr><td>{html.escape(str(message['To']))}</td>"
             f'<td><a href="html/{html.escape(target.name)}">'
             f"{html.escape(str(message['Subject']))}</a></td>"
-            f'<td><a href="mail/{html.escape(path.name)}">{html.escape(path.name)}</a></td></tr>'
+            f'<td><a href="{html.escape(path.name)}">{html.escape(path.name)}</a></td></tr>'
         )
     index = out_dir / "index.html"
     index.write_text(

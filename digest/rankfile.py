@@ -67,15 +67,17 @@ def read_papers(path: Path) -> list[Candidate]:
         upvotes = row.get("upvotes")
         if upvotes is not None and not isinstance(upvotes, int | float):
             raise RankInputError(f"{where}: 'upvotes' must be a number")
-        papers.append(Candidate(
-            id=str(row["id"]),
-            title=row["title"],
-            abstract=str(row.get("abstract") or ""),
-            authors=_strings(row.get("authors"), where, "authors"),
-            categories=_strings(row.get("categories"), where, "categories"),
-            upvotes=None if upvotes is None else int(upvotes),
-            published=_published(row.get("published"), where),
-        ))
+        papers.append(
+            Candidate(
+                id=str(row["id"]),
+                title=row["title"],
+                abstract=str(row.get("abstract") or ""),
+                authors=_strings(row.get("authors"), where, "authors"),
+                categories=_strings(row.get("categories"), where, "categories"),
+                upvotes=None if upvotes is None else int(upvotes),
+                published=_published(row.get("published"), where),
+            )
+        )
     if not papers:
         raise RankInputError(f"{path}: no papers")
     return papers
@@ -88,12 +90,14 @@ def read_profiles(path: Path) -> list[Profile]:
         interests = row.get("interests") or ""
         if not isinstance(interests, str):
             raise RankInputError(f"{where}: 'interests' must be a string")
-        profiles.append(Profile(
-            user=str(row.get("user", number)),
-            interests=interests,
-            like=_strings(row.get("like"), where, "like"),
-            dislike=_strings(row.get("dislike"), where, "dislike"),
-        ))
+        profiles.append(
+            Profile(
+                user=str(row.get("user", number)),
+                interests=interests,
+                like=_strings(row.get("like"), where, "like"),
+                dislike=_strings(row.get("dislike"), where, "dislike"),
+            )
+        )
     return profiles
 
 
@@ -126,12 +130,20 @@ def run_rank(
     if profiles_path is not None:
         profiles = read_profiles(Path(profiles_path))
     else:
-        profiles = [Profile(user="cli", interests=interests or "", like=tuple(map(str, like)),
-                            dislike=tuple(map(str, dislike)))]
+        profiles = [
+            Profile(
+                user="cli",
+                interests=interests or "",
+                like=tuple(map(str, like)),
+                dislike=tuple(map(str, dislike)),
+            )
+        ]
     # The papers file is both the candidates and the pool that liked ids are looked up in.
     ranked = rank(papers, profiles, top_n=top, params=params, now=now)
     for profile, picks in zip(profiles, ranked, strict=True):
-        line = {"user": profile.user,
-                "ranked": [{"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks]}
+        line = {
+            "user": profile.user,
+            "ranked": [{"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks],
+        }
         out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return len(profiles)

@@ -44,8 +44,9 @@ class FaultyHandler:
     def __post_init__(self) -> None:
         self._random = random.Random(self.plan.seed)
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         with self._lock:
             if not getattr(session, "_counted", False):
                 session._counted = True
@@ -62,8 +63,9 @@ class FaultyHandler:
                 self.active -= 1
         return "221 Bye"
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if self.plan.drop_session_rate and self._random.random() < self.plan.drop_session_rate:
             with self._lock:
                 if getattr(session, "_counted", False):
@@ -74,8 +76,9 @@ class FaultyHandler:
         envelope.mail_from = address
         return "250 OK"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         with self._lock:
             self.rcpt_attempts += 1
             self.rcpt_by_recipient[address] += 1
@@ -95,9 +98,7 @@ class FaultyHandler:
         loop = asyncio.get_running_loop()
         with self._lock:
             for rcpt in envelope.rcpt_tos:
-                self.accepted.append(
-                    (rcpt, found.group(1).decode() if found else "", loop.time())
-                )
+                self.accepted.append((rcpt, found.group(1).decode() if found else "", loop.time()))
         return "250 2.0.0 OK"
 
     def ids(self) -> Counter[str]:
@@ -117,8 +118,9 @@ class FaultySink:
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                      server_hostname="faulty.localhost")
+        self._controller = Controller(
+            self.handler, hostname=self.host, port=self.port, server_hostname="faulty.localhost"
+        )
         self._controller.start()
 
     def stop(self) -> None:

@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 24, 7, tzinfo=UTC)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = [
     '<script>document.title="PWNED"</script>',
-    '<img src=x onerror="document.body.insertAdjacentHTML(\'beforeend\',\'<i id=pwned></i>\')">',
+    "<img src=x onerror=\"document.body.insertAdjacentHTML('beforeend','<i id=pwned></i>')\">",
     '"><svg onload="document.title=\'PWNED\'">',
     "<a href=\"javascript:document.title='PWNED'\">click</a>",
     "<form action=https://evil.example><input name=x></form>",
@@ -44,34 +44,57 @@ HOSTILE = [
 
 
 def _paper(i: int, title: str, abstract: str, **extra: object) -> SimpleNamespace:
-    values = dict(key=f"2611.{i:05d}", arxiv_id=f"2611.{i:05d}", title=title, abstract=abstract,
-                  authors=["Ada Lovelace", "Zoë Müller"], categories=["cs.LG"], url=None,
-                  pdf_url=None, code_url=None, upvotes=3, github_stars=None, ai_summary=None)
+    values = dict(
+        key=f"2611.{i:05d}",
+        arxiv_id=f"2611.{i:05d}",
+        title=title,
+        abstract=abstract,
+        authors=["Ada Lovelace", "Zoë Müller"],
+        categories=["cs.LG"],
+        url=None,
+        pdf_url=None,
+        code_url=None,
+        upvotes=3,
+        github_stars=None,
+        ai_summary=None,
+    )
     values.update(extra)
     return SimpleNamespace(**values)
 
 
 def _digest(services, papers, *, subscriber_id: int = 7, interests: str = "ml") -> tuple:
     views = {p.key: paper_view(p, max_tldr_chars=320) for p in papers}
-    renderer = EditionRenderer(env=services.templates, edition_date=date(2026, 11, 24),
-                               postal_address=services.settings.email.postal_address)
+    renderer = EditionRenderer(
+        env=services.templates,
+        edition_date=date(2026, 11, 24),
+        postal_address=services.settings.email.postal_address,
+    )
     context = EditionContext(Edition(id=3, edition_date=date(2026, 11, 24)), [], views, renderer)
-    subscriber = Subscriber(id=subscriber_id, email=f"reader{subscriber_id}@example.com",
-                            interests=interests)
-    picks = [Pick(id=p.key, score=0.5, relevance=0.5, trending=0.1, why="matches: x")
-             for p in papers]
-    digest, keys, links = render_for(services, context, subscriber, picks,
-                                     Profile(user="7", interests=interests))
+    subscriber = Subscriber(
+        id=subscriber_id, email=f"reader{subscriber_id}@example.com", interests=interests
+    )
+    picks = [
+        Pick(id=p.key, score=0.5, relevance=0.5, trending=0.1, why="matches: x") for p in papers
+    ]
+    digest, keys, links = render_for(
+        services, context, subscriber, picks, Profile(user="7", interests=interests)
+    )
     mid = message_id(edition_id=3, subscriber_id=subscriber_id, domain="d.example", secret="k")
-    raw = compose_message(services, subscriber=subscriber, digest=digest, links=links,
-                          msg_id=mid, now=NOW)
+    raw = compose_message(
+        services, subscriber=subscriber, digest=digest, links=links, msg_id=mid, now=NOW
+    )
     return digest, raw, links
 
 
 @pytest.fixture
 def services(tmp_path: Path):
-    built = bootstrap.build(Settings(mode="dev", database_url=f"sqlite:///{tmp_path / 'x.db'}",
-                                     ranking=RankingSettings(papers_per_digest=25)))
+    built = bootstrap.build(
+        Settings(
+            mode="dev",
+            database_url=f"sqlite:///{tmp_path / 'x.db'}",
+            ranking=RankingSettings(papers_per_digest=25),
+        )
+    )
     yield built
     built.close()
 
@@ -79,11 +102,16 @@ def services(tmp_path: Path):
 def _sample(count: int, seed: int = 0) -> list[SimpleNamespace]:
     import json
 
-    rows = [json.loads(line) for line in
-            (FIXTURES / "papers-sample-small.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (FIXTURES / "papers-sample-small.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ]
     rng = random.Random(seed)
-    return [_paper(i, row["title"], row["abstract"]) for i, row in
-            enumerate(rng.sample(rows, count))]
+    return [
+        _paper(i, row["title"], row["abstract"]) for i, row in enumerate(rng.sample(rows, count))
+    ]
 
 
 def test_text_and_html_parts_agree_on_every_random_digest(services) -> None:
@@ -123,22 +151,27 @@ def test_headers_follow_rfc_8058_and_list_rules(services) -> None:
     message = message_from_bytes(raw, policy=policy.default)
     header_block = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
 
-    assert re.search(
-        r"^List-Unsubscribe: <https?://[^>]+>, <mailto:[^>]+>\r?$", header_block, re.M
-    )
+    assert re.search(r"^List-Unsubscribe: <https?://[^>]+>, <mailto:[^>]+>\r?$", header_block, re.M)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == services.settings.email.list_id
-    assert message["Message-ID"] == message_id(edition_id=3, subscriber_id=7,
-                                               domain="d.example", secret="k")
+    assert message["Message-ID"] == message_id(
+        edition_id=3, subscriber_id=7, domain="d.example", secret="k"
+    )
     assert message["Date"].datetime == NOW
     assert links.unsubscribe in message["List-Unsubscribe"]
 
 
 def test_non_ascii_headers_are_encoded_and_round_trip() -> None:
     """R6: a non-ASCII sender name and subject are RFC 2047 encoded; no line over 998 octets."""
-    raw = build_message(sender="Zürich Papers — Digest <digest@d.example>", to="zoe@example.com",
-                        subject="Trending papers: Économie & Ökologie", text="t", html="<p>h</p>",
-                        message_id="<m@d.example>", date=NOW)
+    raw = build_message(
+        sender="Zürich Papers — Digest <digest@d.example>",
+        to="zoe@example.com",
+        subject="Trending papers: Économie & Ökologie",
+        text="t",
+        html="<p>h</p>",
+        message_id="<m@d.example>",
+        date=NOW,
+    )
     message = message_from_bytes(raw, policy=policy.default)
 
     assert raw.isascii() is False or b"=?utf-8?" in raw
@@ -151,22 +184,29 @@ def test_non_ascii_headers_are_encoded_and_round_trip() -> None:
 def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     folder = tmp_path_factory.mktemp("dkim")
     key = folder / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
-                   capture_output=True)
-    public = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-                            check=True, capture_output=True).stdout
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
     import base64
 
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
-def test_dkim_signature_covers_both_unsubscribe_headers_and_verifies(tmp_path: Path,
-                                                                     dkim_key) -> None:
+def test_dkim_signature_covers_both_unsubscribe_headers_and_verifies(
+    tmp_path: Path, dkim_key
+) -> None:
     """R5: DKIM verifies offline; tampering with either List-Unsubscribe header breaks it."""
     key_path, dns_record = dkim_key
-    settings = Settings(mode="dev", database_url=f"sqlite:///{tmp_path / 'd.db'}",
-                        email=EmailSettings(dkim_domain="d.example", dkim_selector="digest",
-                                            dkim_key_path=key_path))
+    settings = Settings(
+        mode="dev",
+        database_url=f"sqlite:///{tmp_path / 'd.db'}",
+        email=EmailSettings(
+            dkim_domain="d.example", dkim_selector="digest", dkim_key_path=key_path
+        ),
+    )
     services = bootstrap.build(settings)
     assert isinstance(services.dkim, DkimSigner)
     _, raw, _ = _digest(services, _sample(3))
@@ -197,18 +237,38 @@ def _browser_required() -> None:
 def test_hostile_feed_text_stays_inert_in_a_real_browser(services, tmp_path: Path) -> None:
     """R2: script, event handlers, javascript: links and forms from feeds never run or render."""
     _browser_required()
-    papers = [_paper(i, f"Title {payload}", f"Abstract {payload}",
-                     url="javascript:document.title='PWNED'", code_url=payload)
-              for i, payload in enumerate(HOSTILE)]
+    papers = [
+        _paper(
+            i,
+            f"Title {payload}",
+            f"Abstract {payload}",
+            url="javascript:document.title='PWNED'",
+            code_url=payload,
+        )
+        for i, payload in enumerate(HOSTILE)
+    ]
     digest, _, _ = _digest(services, papers, interests=HOSTILE[0])
     page = tmp_path / "digest.html"
     page.write_text(digest.html, encoding="utf-8")
 
     dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
 
     assert "<title>PWNED" not in dom and 'id="pwned"' not in dom

@@ -19,21 +19,42 @@ from digest.ranking import (
 from digest.ranking.topk import top_k, top_k_exact
 
 PAPERS = [
-    Candidate("q1", "Low-bit quantization of language models",
-              "We quantize large language model weights to four bits with little loss.",
-              categories=("cs.LG",), upvotes=3),
-    Candidate("q2", "Quantization aware training for transformers",
-              "Quantization during training keeps low-bit transformers accurate.",
-              categories=("cs.LG",), upvotes=1),
-    Candidate("r1", "Robot grasping from vision", "Robotic manipulation policies learned from "
-              "camera images grasp unseen objects.", categories=("cs.RO",), upvotes=40,
-              authors=("Ada Lovelace",)),
-    Candidate("d1", "Diffusion models for image generation",
-              "Denoising diffusion generates high fidelity images.", categories=("cs.CV",),
-              upvotes=12),
-    Candidate("g1", "Graph neural networks for molecules",
-              "Message passing networks predict molecular properties.", categories=("cs.LG",),
-              upvotes=0),
+    Candidate(
+        "q1",
+        "Low-bit quantization of language models",
+        "We quantize large language model weights to four bits with little loss.",
+        categories=("cs.LG",),
+        upvotes=3,
+    ),
+    Candidate(
+        "q2",
+        "Quantization aware training for transformers",
+        "Quantization during training keeps low-bit transformers accurate.",
+        categories=("cs.LG",),
+        upvotes=1,
+    ),
+    Candidate(
+        "r1",
+        "Robot grasping from vision",
+        "Robotic manipulation policies learned from camera images grasp unseen objects.",
+        categories=("cs.RO",),
+        upvotes=40,
+        authors=("Ada Lovelace",),
+    ),
+    Candidate(
+        "d1",
+        "Diffusion models for image generation",
+        "Denoising diffusion generates high fidelity images.",
+        categories=("cs.CV",),
+        upvotes=12,
+    ),
+    Candidate(
+        "g1",
+        "Graph neural networks for molecules",
+        "Message passing networks predict molecular properties.",
+        categories=("cs.LG",),
+        upvotes=0,
+    ),
 ]
 NO_DIVERSITY = RankParams(diversity=0.0)
 
@@ -50,8 +71,12 @@ def test_empty_profile_gets_pure_trending_order():
 
 
 def test_interest_text_finds_matching_papers_and_names_real_terms():
-    [picks] = rank(PAPERS, [Profile("u", interests="quantization low-bit")], top_n=2,
-                   params=RankParams(trending_weight=0.0, diversity=0.0))
+    [picks] = rank(
+        PAPERS,
+        [Profile("u", interests="quantization low-bit")],
+        top_n=2,
+        params=RankParams(trending_weight=0.0, diversity=0.0),
+    )
     assert set(ids(picks)) == {"q1", "q2"}
     assert "matches: " in picks[0].why
     terms = picks[0].why.split("matches: ")[1].split(";")[0].split(", ")
@@ -61,8 +86,9 @@ def test_interest_text_finds_matching_papers_and_names_real_terms():
 
 def test_blend_extremes():
     profile = Profile("u", interests="quantization")
-    [personal] = rank(PAPERS, [profile], top_n=5, params=RankParams(trending_weight=0.0,
-                                                                     diversity=0.0))
+    [personal] = rank(
+        PAPERS, [profile], top_n=5, params=RankParams(trending_weight=0.0, diversity=0.0)
+    )
     [trending] = rank(PAPERS, [profile], top_n=5, params=RankParams(trending_weight=1.0))
     assert personal[0].id in {"q1", "q2"}
     assert [p.score for p in personal] == pytest.approx([p.relevance for p in personal])
@@ -71,23 +97,27 @@ def test_blend_extremes():
 
 
 def test_per_subscriber_trending_weight_overrides_default():
-    profiles = [Profile("a", interests="quantization", trending_weight=1.0),
-                Profile("b", interests="quantization")]
+    profiles = [
+        Profile("a", interests="quantization", trending_weight=1.0),
+        Profile("b", interests="quantization"),
+    ]
     a, b = rank(PAPERS, profiles, top_n=1, params=RankParams(trending_weight=0.0))
     assert a[0].id == "r1" and b[0].id in {"q1", "q2"}
 
 
 def test_exclusions_likes_dislikes_and_delivered_never_returned():
-    profile = Profile("u", interests="quantization", like=("q1",), dislike=("d1",),
-                      exclude=frozenset({"r1"}))
+    profile = Profile(
+        "u", interests="quantization", like=("q1",), dislike=("d1",), exclude=frozenset({"r1"})
+    )
     [picks] = rank(PAPERS, [profile], top_n=10)
     assert set(ids(picks)) == {"q2", "g1"}
     assert picks[0].id == "q2"
 
 
 def test_like_drives_closeness_reason():
-    [picks] = rank(PAPERS, [Profile("u", like=("q1",))], top_n=1,
-                   params=RankParams(trending_weight=0.0))
+    [picks] = rank(
+        PAPERS, [Profile("u", like=("q1",))], top_n=1, params=RankParams(trending_weight=0.0)
+    )
     assert picks[0].id == "q2"
     assert "to “Low-bit quantization of language models”" in picks[0].why
     assert "trending" not in picks[0].why  # trending weight 0: it played no part
@@ -106,28 +136,41 @@ def test_followed_author_is_boosted_and_named():
 
 
 def test_muted_words_are_a_hard_filter():
-    [picks] = rank(PAPERS, [Profile("u", interests="quantization", muted=("Quantization",))],
-                   top_n=10)
+    [picks] = rank(
+        PAPERS, [Profile("u", interests="quantization", muted=("Quantization",))], top_n=10
+    )
     assert not {"q1", "q2"} & set(ids(picks))
 
 
 def test_mmr_removes_a_near_duplicate():
-    twin = Candidate("q1b", PAPERS[0].title, PAPERS[0].abstract + " Code is released.",
-                     categories=("cs.LG",), upvotes=3)
+    twin = Candidate(
+        "q1b",
+        PAPERS[0].title,
+        PAPERS[0].abstract + " Code is released.",
+        categories=("cs.LG",),
+        upvotes=3,
+    )
     papers = [*PAPERS, twin]
     profile = Profile("u", interests="quantization low-bit language models")
-    [plain] = rank(papers, [profile], top_n=2, params=RankParams(trending_weight=0.0,
-                                                                 diversity=0.0))
-    [diverse] = rank(papers, [profile], top_n=2, params=RankParams(trending_weight=0.0,
-                                                                   diversity=1.0))
+    [plain] = rank(
+        papers, [profile], top_n=2, params=RankParams(trending_weight=0.0, diversity=0.0)
+    )
+    [diverse] = rank(
+        papers, [profile], top_n=2, params=RankParams(trending_weight=0.0, diversity=1.0)
+    )
     assert set(ids(plain)) == {"q1", "q1b"}
     assert len({"q1", "q1b"} & set(ids(diverse))) == 1
     assert "q2" in ids(diverse)
 
 
 def test_compose_digest_labels_trending_fill():
-    [picks] = compose_digest(PAPERS, [Profile("u", interests="quantization")], top_n=4,
-                             min_relevance=0.05, params=NO_DIVERSITY)
+    [picks] = compose_digest(
+        PAPERS,
+        [Profile("u", interests="quantization")],
+        top_n=4,
+        min_relevance=0.05,
+        params=NO_DIVERSITY,
+    )
     kinds = [p.kind for p in picks]
     assert kinds[0] == "match" and "trending" in kinds
     assert kinds == sorted(kinds)  # matches first, then the fill
@@ -168,8 +211,9 @@ def test_text_model_round_trip_and_reuse():
     again = TextModel.from_bytes(model.to_bytes())
     assert list(again.terms) == list(model.terms)
     profile = Profile("u", interests="diffusion images")
-    assert ids(rank(PAPERS, [profile], model=again)[0]) == ids(rank(PAPERS, [profile],
-                                                                    model=model)[0])
+    assert ids(rank(PAPERS, [profile], model=again)[0]) == ids(
+        rank(PAPERS, [profile], model=model)[0]
+    )
 
 
 def test_top_k_threshold_path_matches_full_sort():
@@ -179,6 +223,7 @@ def test_top_k_threshold_path_matches_full_sort():
     scores[7, :1990] = -np.inf  # fewer finite than asked
     got = top_k(scores, 20)
     want = top_k_exact(scores, 20)
-    np.testing.assert_array_equal(np.take_along_axis(scores, got, 1),
-                                  np.take_along_axis(scores, want, 1))
+    np.testing.assert_array_equal(
+        np.take_along_axis(scores, got, 1), np.take_along_axis(scores, want, 1)
+    )
     np.testing.assert_array_equal(got[5], want[5])

@@ -20,18 +20,31 @@ SAMPLE = Path(__file__).parent / "fixtures" / "papers-sample-small.jsonl"
 def sample_papers() -> list[Candidate]:
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
     cats = ["cs.LG", "cs.CL", "cs.CV", "stat.ML"]
-    return [Candidate(str(r["id"]), r["title"], r["abstract"],
-                      categories=(cats[i % 4], cats[(i + 1) % 4]) if i % 3 else (cats[i % 4],),
-                      upvotes=(i * 7) % 5)
-            for i, r in enumerate(rows)]
+    return [
+        Candidate(
+            str(r["id"]),
+            r["title"],
+            r["abstract"],
+            categories=(cats[i % 4], cats[(i + 1) % 4]) if i % 3 else (cats[i % 4],),
+            upvotes=(i * 7) % 5,
+        )
+        for i, r in enumerate(rows)
+    ]
 
 
 def test_fast_tfidf_equals_scikit_learn_transform():
     papers = sample_papers()
     model = TextModel.fit([f"{p.title}. {p.abstract}" for p in papers])
-    texts = ["Quantization quantization of LARGE language-models!", "", "the and of",
-             "Ünïcödé naïve café İstanbul résumé", "x y z", "model\nmodels\tmodel's",
-             *[p.abstract for p in papers[:20]], "graph neural networks " * 5]
+    texts = [
+        "Quantization quantization of LARGE language-models!",
+        "",
+        "the and of",
+        "Ünïcödé naïve café İstanbul résumé",
+        "x y z",
+        "model\nmodels\tmodel's",
+        *[p.abstract for p in papers[:20]],
+        "graph neural networks " * 5,
+    ]
     got = model.tfidf(texts)
     want = normalize(model.vectorizer.transform(texts)).astype(np.float32).tocsr()
     want.sort_indices()
@@ -67,9 +80,12 @@ def test_profiles_to_matrices_weights_and_bans():
 
 def test_dense_category_boost_equals_the_sparse_path(monkeypatch):
     papers = sample_papers()
-    profiles = [Profile("a", categories=("cs.LG",)),
-                Profile("b", categories=("cs.CV", "stat.ML"), interests="language models"),
-                Profile("c", interests="image segmentation"), Profile("d")]
+    profiles = [
+        Profile("a", categories=("cs.LG",)),
+        Profile("b", categories=("cs.CV", "stat.ML"), interests="language models"),
+        Profile("c", interests="image segmentation"),
+        Profile("d"),
+    ]
     dense = rank_result(papers, profiles, top_n=15)
     monkeypatch.setattr(scoring, "_category_dense", lambda context: None)
     sparse_path = rank_result(papers, profiles, top_n=15)

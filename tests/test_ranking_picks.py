@@ -22,12 +22,21 @@ SAMPLE = Path(__file__).parent / "fixtures" / "papers-sample-small.jsonl"
 def sample_papers() -> list[Candidate]:
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
     cats = ["cs.LG", "cs.CL", "cs.CV"]
-    return [Candidate(str(r["id"]), r["title"], r["abstract"], categories=(cats[i % 3],),
-                      authors=(f"Author {i % 7}",), upvotes=(i * 7) % 23)
-            for i, r in enumerate(rows)]
+    return [
+        Candidate(
+            str(r["id"]),
+            r["title"],
+            r["abstract"],
+            categories=(cats[i % 3],),
+            authors=(f"Author {i % 7}",),
+            upvotes=(i * 7) % 23,
+        )
+        for i, r in enumerate(rows)
+    ]
 
 
 # ---- the unoptimised reference: one pick at a time, scipy row indexing, as first written.
+
 
 def ref_matched_terms(context: RankContext, profile_terms, column: int) -> list[str]:
     product = profile_terms.multiply(context.vectors.tfidf[column]).tocsr()
@@ -59,8 +68,7 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
         terms = (terms + weights @ context.pool_vectors.tfidf[liked]).tocsr()
     w = float(result.weight[i])
     picks = []
-    for j, score, rel in zip(result.columns[i], result.scores[i], result.relevance[i],
-                             strict=True):
+    for j, score, rel in zip(result.columns[i], result.scores[i], result.relevance[i], strict=True):
         if j < 0:
             continue
         paper = context.candidates[j]
@@ -87,8 +95,11 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
             elif paper.liked_by:
                 reasons.append(f"trending: liked by {paper.liked_by} readers")
         if not reasons:
-            reasons.append(f"nearest to “{_short(context.pool[liked[best]].title)}”"
-                           if len(liked) else "new today")
+            reasons.append(
+                f"nearest to “{_short(context.pool[liked[best]].title)}”"
+                if len(liked)
+                else "new today"
+            )
         picks.append(Pick(paper.id, float(score), float(rel), trend, "; ".join(reasons[:3])))
     return picks
 
@@ -96,21 +107,28 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
 def mixed_profiles(papers: list[Candidate], n: int, seed: int = 0) -> list[Profile]:
     rng = np.random.default_rng(seed)
     ids = [p.id for p in papers]
-    phrases = ["language models", "image segmentation", "quantization of transformers",
-               "reinforcement learning", ""]
+    phrases = [
+        "language models",
+        "image segmentation",
+        "quantization of transformers",
+        "reinforcement learning",
+        "",
+    ]
     profiles = []
     for u in range(n):
         kind = u % 4
         like = tuple(rng.choice(ids, int(rng.integers(1, 8)), replace=False)) if kind else ()
-        profiles.append(Profile(
-            f"u{u}",
-            interests=phrases[u % len(phrases)] if kind != 1 else "",
-            like=like,
-            dislike=tuple(rng.choice(ids, 1)) if kind == 2 else (),
-            categories=("cs.CV",) if kind == 3 else (),
-            authors=("author 3",) if u % 5 == 0 else (),
-            exclude=frozenset(rng.choice(ids, 2)),
-        ))
+        profiles.append(
+            Profile(
+                f"u{u}",
+                interests=phrases[u % len(phrases)] if kind != 1 else "",
+                like=like,
+                dislike=tuple(rng.choice(ids, 1)) if kind == 2 else (),
+                categories=("cs.CV",) if kind == 3 else (),
+                authors=("author 3",) if u % 5 == 0 else (),
+                exclude=frozenset(rng.choice(ids, 2)),
+            )
+        )
     return profiles
 
 
@@ -129,8 +147,7 @@ def test_vectorised_picks_equal_the_per_pick_reference():
 def test_picks_for_a_500_subscriber_batch_are_fast():
     papers = sample_papers()
     context = build_context(papers)
-    result = rank_result(papers, mixed_profiles(papers, 500, seed=1), top_n=10,
-                         context=context)
+    result = rank_result(papers, mixed_profiles(papers, 500, seed=1), top_n=10, context=context)
     started = time.perf_counter()
     rows = [result.picks(i) for i in range(len(result))]
     elapsed = time.perf_counter() - started
@@ -153,25 +170,33 @@ def test_mmr_rows_equals_the_one_row_greedy():
     scores = -np.sort(-rng.random((30, s)), axis=1).astype(np.float32)
     for strength in (0.3, 1.0):
         got = mmr_rows(shortlist, scores, dup, strength=strength, top_n=k)
-        got_sparse = mmr_rows(shortlist, scores, sparse.csr_matrix(dup), strength=strength,
-                              top_n=k)
+        got_sparse = mmr_rows(shortlist, scores, sparse.csr_matrix(dup), strength=strength, top_n=k)
         for r in range(len(shortlist)):
             want = mmr(shortlist[r], scores[r], dup, strength=strength, top_n=k)
             assert got[r, : len(want)].tolist() == want.tolist()
-            assert (got[r, len(want):] == -1).all()
+            assert (got[r, len(want) :] == -1).all()
         np.testing.assert_array_equal(got, got_sparse)
 
 
 def test_diverse_rank_equals_per_row_mmr_reference():
     papers = sample_papers()
-    twins = [Candidate(p.id + "-v2", p.title, p.abstract + " Code released.",
-                       categories=p.categories, upvotes=p.upvotes) for p in papers[:30]]
+    twins = [
+        Candidate(
+            p.id + "-v2",
+            p.title,
+            p.abstract + " Code released.",
+            categories=p.categories,
+            upvotes=p.upvotes,
+        )
+        for p in papers[:30]
+    ]
     papers = papers + twins
     profiles = mixed_profiles(papers, 30, seed=2)
     params = RankParams(diversity=1.0, trending_weight=0.0)
     diverse = rank_result(papers, profiles, top_n=10, params=params)
-    plain = rank_result(papers, profiles, top_n=20, params=RankParams(diversity=0.0,
-                                                                      trending_weight=0.0))
+    plain = rank_result(
+        papers, profiles, top_n=20, params=RankParams(diversity=0.0, trending_weight=0.0)
+    )
     dup = diverse.context.duplicates.toarray()
     changed = 0
     for i in range(len(profiles)):

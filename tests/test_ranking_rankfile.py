@@ -20,12 +20,22 @@ def sample_ids(n=3):
 def test_batch_of_profiles(tmp_path):
     liked = sample_ids(3)
     profiles = tmp_path / "profiles.jsonl"
-    profiles.write_text("\n".join(json.dumps(p) for p in [
-        {"user": "a", "interests": "quantization of large language models", "like": [],
-         "dislike": []},
-        {"user": "b", "interests": "", "like": liked[:2], "dislike": liked[2:]},
-        {"user": "c"},
-    ]) + "\n")
+    profiles.write_text(
+        "\n".join(
+            json.dumps(p)
+            for p in [
+                {
+                    "user": "a",
+                    "interests": "quantization of large language models",
+                    "like": [],
+                    "dislike": [],
+                },
+                {"user": "b", "interests": "", "like": liked[:2], "dislike": liked[2:]},
+                {"user": "c"},
+            ]
+        )
+        + "\n"
+    )
     out = io.StringIO()
     assert run_rank(SAMPLE, profiles_path=profiles, top=5, out=out) == 3
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -60,8 +70,16 @@ def test_single_profile_and_errors(tmp_path):
 def test_numeric_ids_become_strings_and_papers_without_votes_rank_on_text(tmp_path):
     papers = tmp_path / "p.jsonl"
     papers.write_text(
-        json.dumps({"id": 7, "title": "Sparse attention", "abstract": "sparse attention heads",
-                    "upvotes": 3, "published": "2025-01-01T00:00:00Z"}) + "\n"
+        json.dumps(
+            {
+                "id": 7,
+                "title": "Sparse attention",
+                "abstract": "sparse attention heads",
+                "upvotes": 3,
+                "published": "2025-01-01T00:00:00Z",
+            }
+        )
+        + "\n"
         + json.dumps({"id": 8, "title": "Protein folding", "abstract": "protein structure"})
         + "\n"
     )

@@ -224,9 +224,7 @@ def test_w3_global_budget_caps_confirmations_per_hour_and_alerts(
             )
         web.drain()
     alerts = [r for r in caplog.records if "ALERT" in r.getMessage()]
-    record(
-        "W3", requests=300, ips=60, budget=25, mails=len(smtp_sink.messages), alerts=len(alerts)
-    )
+    record("W3", requests=300, ips=60, budget=25, mails=len(smtp_sink.messages), alerts=len(alerts))
     assert len(smtp_sink.messages) == 25
     assert len(alerts) == 1  # once per hour, not once per refused mail
 

@@ -113,6 +113,5 @@ def compose_digest(
         candidates, profiles, top_n=top_n, pool=pool, params=params, model=model, now=now
     )
     return [
-        compose_row(result, i, top_n=top_n, min_relevance=min_relevance)
-        for i in range(len(result))
+        compose_row(result, i, top_n=top_n, min_relevance=min_relevance) for i in range(len(result))
     ]

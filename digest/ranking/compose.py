@@ -27,7 +27,7 @@ def compose_row(result: RankResult, i: int, *, top_n: int, min_relevance: float)
         return matches
     banned_rows = result.batch.banned
     # CSR slice, not banned[i]: scipy row indexing costs ~20 us per call.
-    banned = set(banned_rows.indices[banned_rows.indptr[i]:banned_rows.indptr[i + 1]].tolist())
+    banned = set(banned_rows.indices[banned_rows.indptr[i] : banned_rows.indptr[i + 1]].tolist())
     taken = {result.context.index[p.id] for p in matches}
     picks = list(matches)
     for column in result.context.trend_order:
@@ -38,7 +38,13 @@ def compose_row(result: RankResult, i: int, *, top_n: int, min_relevance: float)
             continue
         trend = float(result.context.trend[column])
         picks.append(
-            Pick(result.context.candidates[column].id, trend, 0.0, trend,
-                 _trending_why(result, column), kind="trending")
+            Pick(
+                result.context.candidates[column].id,
+                trend,
+                0.0,
+                trend,
+                _trending_why(result, column),
+                kind="trending",
+            )
         )
     return picks

@@ -84,6 +84,7 @@ def _inverse(vocab: dict[str, int]) -> list[str]:
         names[k] = name
     return names
 
+
 def build_context(
     candidates: Sequence[Candidate],
     *,
@@ -117,9 +118,22 @@ def build_context(
     has_duplicate = np.diff(similar.indptr) > 0
     texts = [f"{c.title}\n{c.abstract}".lower() for c in candidates]
     return RankContext(
-        candidates, index, full_pool, {p.id: i for i, p in enumerate(full_pool)}, model,
-        vectors, pool_vectors, trend, trend_order, categories, category_matrix.tocsr(),
-        authors, author_matrix.tocsr(), has_duplicate, similar, texts,
+        candidates,
+        index,
+        full_pool,
+        {p.id: i for i, p in enumerate(full_pool)},
+        model,
+        vectors,
+        pool_vectors,
+        trend,
+        trend_order,
+        categories,
+        category_matrix.tocsr(),
+        authors,
+        author_matrix.tocsr(),
+        has_duplicate,
+        similar,
+        texts,
     )
 
 

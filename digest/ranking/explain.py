@@ -66,8 +66,12 @@ def _liked_entries(
 
 
 def matched_term_lists(
-    context: RankContext, batch: ProfileBatch, rows: np.ndarray, pair_row: np.ndarray,
-    pair_col: np.ndarray, limit: int = MAX_TERMS,
+    context: RankContext,
+    batch: ProfileBatch,
+    rows: np.ndarray,
+    pair_row: np.ndarray,
+    pair_col: np.ndarray,
+    limit: int = MAX_TERMS,
 ) -> list[list[str]]:
     """For each (row, candidate column) pair, row-ordered: the terms with the largest positive
     profile x paper TF-IDF product, best first (ties: lower term index), non-redundant.
@@ -136,12 +140,17 @@ def _best_first(
         order = np.lexsort((term, -product, pair))
         return pair[order], term[order]
     inverted = np.uint64(0xFFFFFFFF) - product.astype(np.float32).view(np.uint32)
-    keys = ((pair.astype(np.uint64) << np.uint64(32 + term_bits))
-            | (inverted.astype(np.uint64) << np.uint64(term_bits)) | term.astype(np.uint64))
+    keys = (
+        (pair.astype(np.uint64) << np.uint64(32 + term_bits))
+        | (inverted.astype(np.uint64) << np.uint64(term_bits))
+        | term.astype(np.uint64)
+    )
     keys.sort()
     term_mask = np.uint64((1 << term_bits) - 1)
-    return ((keys >> np.uint64(32 + term_bits)).astype(np.int64),
-            (keys & term_mask).astype(np.int64))
+    return (
+        (keys >> np.uint64(32 + term_bits)).astype(np.int64),
+        (keys & term_mask).astype(np.int64),
+    )
 
 
 def explain_rows(
@@ -188,8 +197,8 @@ def explain_rows(
             best = sims.argmax(axis=0)
             nearest = liked[best].tolist()
             close = (sims[best, np.arange(last - first)] >= CLOSE_TO).tolist()
-        followed_cats = {category_names[k] for k in cat_idx[cat_ptr[i]:cat_ptr[i + 1]]}
-        followed_authors = {author_names[k] for k in auth_idx[auth_ptr[i]:auth_ptr[i + 1]]}
+        followed_cats = {category_names[k] for k in cat_idx[cat_ptr[i] : cat_ptr[i + 1]]}
+        followed_authors = {author_names[k] for k in auth_idx[auth_ptr[i] : auth_ptr[i + 1]]}
         w = float(weight[i])
         picks: list[Pick] = []
         for p in range(first, last):
@@ -222,8 +231,7 @@ def explain_rows(
                     reasons.append(f"trending: liked by {paper.liked_by} readers")
             if not reasons:
                 # Neither signal stands out (a weak day): say which liked paper is nearest.
-                reasons.append(f"nearest to “{closest}”" if closest is not None
-                               else "new today")
+                reasons.append(f"nearest to “{closest}”" if closest is not None else "new today")
             picks.append(Pick(paper.id, pair_score[p], rel, trending, "; ".join(reasons[:3])))
         out.append(picks)
     return out

@@ -75,13 +75,15 @@ def chunk_terms(
     # Next to stated interests, likes earn weight as they accumulate (n / (n + prior)): a
     # first day's few clicks refine the interest text instead of replacing it.
     trust = np.where(has_interest, n_likes / (n_likes + params.likes_prior), 1.0)
-    z = _normalise_rows(z_likes * trust[:, None].astype(np.float32)
-                        + context.model.project(interests))
+    z = _normalise_rows(
+        z_likes * trust[:, None].astype(np.float32) + context.model.project(interests)
+    )
     # Exact interest terms keep their share of the text score in the same proportion.
     term_share = params.interest_term_share * has_interest * (1.0 - trust / 2)
     if interests.nnz:
-        extra = _row_scale((interests @ context.tfidf_by_term).tocsr(),
-                           term_share.astype(np.float32))
+        extra = _row_scale(
+            (interests @ context.tfidf_by_term).tocsr(), term_share.astype(np.float32)
+        )
     else:
         extra = sparse.csr_matrix((stop - start, context.size), dtype=np.float32)
     categories = batch.categories[start:stop]
@@ -91,15 +93,19 @@ def chunk_terms(
     # Without a text profile a match IS the relevance (1.0), so a categories-only digest is
     # on-topic first; next to a text profile it is a boost. Any match counts once.
     dense_categories = _category_dense(context)
-    category_rows = np.flatnonzero(has_categories) if dense_categories is not None \
+    category_rows = (
+        np.flatnonzero(has_categories)
+        if dense_categories is not None
         else np.zeros(0, dtype=np.int64)
+    )
     category_boost = np.zeros((0, context.size), dtype=np.float32)
     if len(category_rows):
         follows = categories[category_rows].toarray()
         category_boost = follows @ dense_categories  # (s, m): how many followed ones match
         np.minimum(category_boost, 1.0, out=category_boost)
-        category_boost *= np.where(has_text[category_rows], params.category_boost,
-                                   1.0).astype(np.float32)[:, None]
+        category_boost *= np.where(has_text[category_rows], params.category_boost, 1.0).astype(
+            np.float32
+        )[:, None]
     matches = [(params.author_boost, batch.authors[start:stop] @ context.author_matrix)]
     if dense_categories is None:  # too many categories for a dense product: sparse path
         matches.append((params.category_boost, categories @ context.category_matrix))
@@ -114,8 +120,9 @@ def chunk_terms(
     weight[np.isnan(weight)] = params.trending_weight
     weight = np.clip(weight, 0.0, 1.0)
     weight[empty] = 1.0
-    return ChunkTerms(z, term_share, weight, extra.tocsr().astype(np.float32),
-                      category_rows, category_boost)
+    return ChunkTerms(
+        z, term_share, weight, extra.tocsr().astype(np.float32), category_rows, category_boost
+    )
 
 
 def _category_dense(context: RankContext) -> np.ndarray | None:
@@ -123,8 +130,9 @@ def _category_dense(context: RankContext) -> np.ndarray | None:
     cached = context.__dict__.get("_category_dense", False)
     if cached is False:
         c, m = context.category_matrix.shape
-        cached = context.category_matrix.toarray().astype(np.float32) if c * m <= 4_000_000 \
-            else None
+        cached = (
+            context.category_matrix.toarray().astype(np.float32) if c * m <= 4_000_000 else None
+        )
         context.__dict__["_category_dense"] = cached
     return cached
 
@@ -181,7 +189,8 @@ def relevance_of(
     extra = np.asarray(terms.sparse_relevance[rows, safe.ravel()]).reshape(columns.shape)
     if len(terms.category_rows):
         extra[terms.category_rows] += np.take_along_axis(
-            terms.category_boost, safe[terms.category_rows], axis=1)
+            terms.category_boost, safe[terms.category_rows], axis=1
+        )
     return (1.0 - terms.term_share)[:, None] * dense + extra
 
 
@@ -218,8 +227,9 @@ class RankResult:
 
     def picks_for(self, rows: Sequence[int]) -> list[list[Pick]]:
         """Picks with reasons for these rows, in one vectorised pass."""
-        return explain_rows(self.context, self.batch, rows, self.columns, self.scores,
-                            self.relevance, self.weight)
+        return explain_rows(
+            self.context, self.batch, rows, self.columns, self.scores, self.relevance, self.weight
+        )
 
 
 PICK_BLOCK = 256
@@ -240,8 +250,9 @@ def _rank_rows(context, batch, start, stop, k, short, diversify, duplicates, par
     if diversify:
         redo = rows_needing_mmr(top, context.has_duplicate)
         if len(redo):
-            chosen[redo] = mmr_rows(top[redo], top_scores[redo], duplicates,
-                                    strength=params.diversity, top_n=k)
+            chosen[redo] = mmr_rows(
+                top[redo], top_scores[redo], duplicates, strength=params.diversity, top_n=k
+            )
     chosen_scores = np.take_along_axis(block, np.where(chosen >= 0, chosen, 0), axis=1)
     scores = np.where(chosen >= 0, chosen_scores, -np.inf)
     relevance = np.where(chosen >= 0, relevance_of(context, terms, chosen, params), 0.0)
@@ -266,8 +277,11 @@ def rank_batch(
     weight = np.zeros(n, dtype=np.float64)
     block = max(1, min(params.chunk_size, BLOCK))
     # Dense (m, m) copy for fast lookups in MMR: 16 MB for 2,000 candidates; sparse beyond.
-    duplicates = (context.duplicates.toarray().astype(np.float32) if diversify and m <= 4000
-                  else context.duplicates)
+    duplicates = (
+        context.duplicates.toarray().astype(np.float32)
+        if diversify and m <= 4000
+        else context.duplicates
+    )
     # Per-edition arrays, built once before the threads share them.
     _right_matrix(context)
     _category_dense(context)
@@ -276,8 +290,9 @@ def rank_batch(
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, _one_blas_thread(threads):
         starts = range(0, n, block)
         results = pool.map(
-            lambda s: _rank_rows(context, batch, s, min(n, s + block), k, short, diversify,
-                                 duplicates, params),
+            lambda s: _rank_rows(
+                context, batch, s, min(n, s + block), k, short, diversify, duplicates, params
+            ),
             starts,
         )
         for s, (c, sc, r, w) in zip(starts, results, strict=True):
@@ -304,5 +319,5 @@ def all_picks(result: RankResult, rows: Sequence[int] | None = None) -> list[lis
     rows = range(len(result)) if rows is None else rows
     out: list[list[Pick]] = []
     for start in range(0, len(rows), PICK_BLOCK):  # blocks bound the temporary arrays
-        out.extend(result.picks_for(rows[start:start + PICK_BLOCK]))
+        out.extend(result.picks_for(rows[start : start + PICK_BLOCK]))
     return out

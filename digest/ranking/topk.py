@@ -94,8 +94,11 @@ def _best_survivors(values, rows, cols, good, counts, k):
     col_bits = max(int(cols.max(initial=0)).bit_length(), 1)
     starts = np.concatenate(([0], np.cumsum(counts[good])[:-1]))
     if row_bits + 32 + col_bits <= 64 and values.dtype == np.float32:
-        keys = ((rows.astype(np.uint64) << np.uint64(32 + col_bits))
-                | (_descending_bits(values) << np.uint64(col_bits)) | cols.astype(np.uint64))
+        keys = (
+            (rows.astype(np.uint64) << np.uint64(32 + col_bits))
+            | (_descending_bits(values) << np.uint64(col_bits))
+            | cols.astype(np.uint64)
+        )
         keys.sort()
         firsts = keys[(starts[:, None] + np.arange(k)).ravel()]
         return (firsts & np.uint64((1 << col_bits) - 1)).astype(np.int64).reshape(-1, k)

@@ -81,8 +81,9 @@ class TextModel:
         """
         if keys is not None and len(keys) != len(texts):
             raise ValueError("keys and texts differ in length")
-        pairs = [(k, t) for k, t in zip(keys or [None] * len(texts), texts, strict=True)
-                 if t.strip()]
+        pairs = [
+            (k, t) for k, t in zip(keys or [None] * len(texts), texts, strict=True) if t.strip()
+        ]
         texts = [t for _, t in pairs] or ["empty"]
         small = len(texts) < MIN_DOCS_FOR_LSA
         vectorizer = TfidfVectorizer(
@@ -114,8 +115,11 @@ class TextModel:
         if keys is not None and pairs:
             model._cache = (
                 {k: i for i, (k, _) in enumerate(pairs)},
-                PaperVectors(normalize(matrix).astype(np.float32).tocsr(), dense,
-                             np.asarray(dense @ model.centroid, dtype=np.float32)),
+                PaperVectors(
+                    normalize(matrix).astype(np.float32).tocsr(),
+                    dense,
+                    np.asarray(dense @ model.centroid, dtype=np.float32),
+                ),
             )
         return model
 
@@ -189,11 +193,20 @@ def _fast_counts(v: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix 
     """
     pattern = re.compile(v.token_pattern)
     stop = v.get_stop_words() or frozenset()
-    if not (v.analyzer == "word" and v.input == "content" and v.lowercase
-            and v.tokenizer is None and v.preprocessor is None and v.strip_accents is None
-            and not v.binary and v.ngram_range in ((1, 1), (1, 2)) and pattern.groups <= 1
-            and pattern.findall(_SEPARATOR) == [_SEPARATOR]
-            and _SEPARATOR not in v.vocabulary_ and _SEPARATOR not in stop):
+    if not (
+        v.analyzer == "word"
+        and v.input == "content"
+        and v.lowercase
+        and v.tokenizer is None
+        and v.preprocessor is None
+        and v.strip_accents is None
+        and not v.binary
+        and v.ngram_range in ((1, 1), (1, 2))
+        and pattern.groups <= 1
+        and pattern.findall(_SEPARATOR) == [_SEPARATOR]
+        and _SEPARATOR not in v.vocabulary_
+        and _SEPARATOR not in stop
+    ):
         return None
     get = v.vocabulary_.get
     joined = f" {_SEPARATOR} ".join(texts).lower()
@@ -203,9 +216,11 @@ def _fast_counts(v: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix 
     columns = np.fromiter((get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
     rows = doc
     if v.ngram_range == (1, 2) and len(tokens) > 1:
-        pairs = np.fromiter((get(f"{a} {b}", -1) for a, b in zip(tokens, tokens[1:],
-                                                                strict=False)),
-                            dtype=np.int64, count=len(tokens) - 1)
+        pairs = np.fromiter(
+            (get(f"{a} {b}", -1) for a, b in zip(tokens, tokens[1:], strict=False)),
+            dtype=np.int64,
+            count=len(tokens) - 1,
+        )
         columns = np.concatenate([columns, pairs])
         rows = np.concatenate([doc, doc[:-1]])
     known = columns >= 0
