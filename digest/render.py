@@ -185,51 +185,85 @@ class RenderedDigest:
     text: str
 
 
-# Placeholders for the per-reader parts of a paper fragment. Stored text never contains NUL
-# (ingest strips control characters), so feed text cannot forge one.
-_WHY, _UP, _DOWN, _NUMBER = "\x00why\x00", "\x00up\x00", "\x00down\x00", "\x00n\x00"
-_SLOTS = {
-    "why": Markup(_WHY),
-    "up_url": Markup(_UP),
-    "down_url": Markup(_DOWN),
-    "number": Markup(_NUMBER),
-}
+# Placeholders for the per-reader parts of the edition's pre-rendered fragments and layouts.
+# Stored text never contains NUL (ingest strips control characters), so feed text cannot forge
+# one, and a template only ever sees them as whole values.
+def _slot(name: str) -> str:
+    return f"\x00{name}\x00"
+
+
+_SLOT = re.compile("(\x00[a-z0-9_]+\x00)")
+_ITEM_SLOTS = {name: Markup(_slot(name)) for name in ("why", "up_url", "down_url", "number")}
+
+
+def _parts(rendered: str) -> list[str]:
+    """A rendered template cut at its placeholders: static text and slot names alternate."""
+    return _SLOT.split(rendered)
+
+
+def _fill(parts: list[str], values: Mapping[str, str]) -> str:
+    return "".join([values.get(part, part) for part in parts])
 
 
 @dataclass
 class EditionRenderer:
-    """Renders one edition's digests. Each paper's HTML and text fragment is rendered once, with
-    placeholders for the reader's reason and vote links; per subscriber only assembly remains."""
+    """Renders one edition's digests.
+
+    Each paper's HTML and text fragment, and the page layout for each shape of digest (with or
+    without interests, a shortfall note, the sections present), is rendered once with
+    placeholders; per subscriber only escaping the reader's values and joining strings remain.
+    """
 
     env: Environment
     edition_date: date
     postal_address: str
-    _fragments: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _fragments: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    _layouts: dict[tuple[Any, ...], tuple[list[str], list[str]]] = field(default_factory=dict)
 
-    def fragment(self, paper: PaperView) -> tuple[str, str]:
+    def fragment(self, paper: PaperView) -> tuple[list[str], list[str]]:
         cached = self._fragments.get(paper.key)
         if cached is None:
-            html = self.env.get_template("email/_paper.html").render(paper=paper, **_SLOTS)
-            text = self.env.get_template("email/_paper.txt").render(paper=paper, **_SLOTS)
-            cached = (html, text)
+            html = self.env.get_template("email/_paper.html").render(paper=paper, **_ITEM_SLOTS)
+            text = self.env.get_template("email/_paper.txt").render(paper=paper, **_ITEM_SLOTS)
+            cached = (_parts(html), _parts(text))
             self._fragments[paper.key] = cached
         return cached
 
-    def _item(self, item: DigestItem, number: int) -> tuple[Markup, str]:
-        html, text = self.fragment(item.paper)
-        html = (
-            html.replace(_WHY, str(escape(item.why)))
-            .replace(_UP, str(escape(item.up_url)))
-            .replace(_DOWN, str(escape(item.down_url)))
-        )
-        text = (
-            text.replace(_NUMBER, str(number))
-            .replace(_WHY, item.why)
-            .replace(_UP, item.up_url)
-            .replace(_DOWN, item.down_url)
-        )
-        # Assembled from an autoescaped fragment and escaped values: safe HTML by construction.
-        return Markup(html), text
+    def _layout(self, shape: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+        cached = self._layouts.get(shape)
+        if cached is None:
+            has_interests, has_shortfall, is_test, titles = shape
+            slots = {
+                name: Markup(_slot(name))
+                for name in (
+                    "subject",
+                    "headline",
+                    "interests",
+                    "shortfall",
+                    "manage",
+                    "unsubscribe",
+                    "view",
+                )
+            }
+            context = {
+                "subject": slots["subject"],
+                "edition_label": self.edition_date.strftime("%A %d %B %Y"),
+                "headline": slots["headline"],
+                "interests": slots["interests"] if has_interests else "",
+                "shortfall": slots["shortfall"] if has_shortfall else "",
+                "links": DigestLinks(slots["manage"], slots["unsubscribe"], slots["view"]),
+                "postal_address": self.postal_address,
+                "is_test": is_test,
+            }
+            sections = [
+                {"title": title, "entries": [Markup(_slot(f"section{n}"))]}
+                for n, title in enumerate(titles)
+            ]
+            html = self.env.get_template("email/digest.html").render(context, sections=sections)
+            text = self.env.get_template("email/digest.txt").render(context, sections=sections)
+            cached = (_parts(html), _parts(text))
+            self._layouts[shape] = cached
+        return cached
 
     def render(
         self,
@@ -240,7 +274,6 @@ class EditionRenderer:
         shortfall: str = "",
         is_test: bool = False,
     ) -> RenderedDigest:
-        label = self.edition_date.strftime("%A %d %B %Y")
         matched = sum(1 for i in items if i.section == "For you")
         count = len(items)
         headline = (
@@ -250,29 +283,71 @@ class EditionRenderer:
         )
         subject = f"{'[TEST] ' if is_test else ''}Trending papers, {self.edition_date:%d %b %Y}: "
         subject += f"{count} paper{'s' if count != 1 else ''}"
-        html_sections: list[dict[str, Any]] = []
-        text_sections: list[dict[str, Any]] = []
+        titles: list[str] = []
+        html_sections: list[list[str]] = []
+        text_sections: list[list[str]] = []
         for number, item in enumerate(items, start=1):
             title = "Trending today" if item.section == "Trending" else "For you"
-            if not html_sections or html_sections[-1]["title"] != title:
-                html_sections.append({"title": title, "entries": []})
-                text_sections.append({"title": title, "entries": []})
-            html, text = self._item(item, number)
-            html_sections[-1]["entries"].append(html)
-            text_sections[-1]["entries"].append(text)
-        context = {
-            "subject": subject,
-            "edition_label": label,
-            "headline": headline,
-            "interests": _short_interests(interests),
-            "shortfall": shortfall,
-            "links": links,
-            "postal_address": self.postal_address,
-            "is_test": is_test,
+            if not titles or titles[-1] != title:
+                titles.append(title)
+                html_sections.append([])
+                text_sections.append([])
+            html_parts, text_parts = self.fragment(item.paper)
+            html_sections[-1].append(
+                _fill(
+                    html_parts,
+                    {
+                        _slot("why"): escape(item.why),
+                        _slot("up_url"): escape(item.up_url),
+                        _slot("down_url"): escape(item.down_url),
+                    },
+                )
+            )
+            text_sections[-1].append(
+                _fill(
+                    text_parts,
+                    {
+                        _slot("number"): str(number),
+                        _slot("why"): item.why,
+                        _slot("up_url"): item.up_url,
+                        _slot("down_url"): item.down_url,
+                    },
+                )
+            )
+        short = _short_interests(interests)
+        html_layout, text_layout = self._layout(
+            (bool(short), bool(shortfall), is_test, tuple(titles))
+        )
+        # Every value below is escaped here, and every fragment came from an autoescaped
+        # template: the joined page is safe HTML by construction.
+        html_values = {
+            _slot("subject"): escape(subject),
+            _slot("headline"): escape(headline),
+            _slot("interests"): escape(short),
+            _slot("shortfall"): escape(shortfall),
+            _slot("manage"): escape(links.manage),
+            _slot("unsubscribe"): escape(links.unsubscribe),
+            _slot("view"): escape(links.view),
         }
-        html = self.env.get_template("email/digest.html").render(context, sections=html_sections)
-        text = self.env.get_template("email/digest.txt").render(context, sections=text_sections)
-        return RenderedDigest(subject=subject, html=html, text=text)
+        text_values = {
+            _slot("subject"): subject,
+            _slot("headline"): headline,
+            _slot("interests"): short,
+            _slot("shortfall"): shortfall,
+            _slot("manage"): links.manage,
+            _slot("unsubscribe"): links.unsubscribe,
+            _slot("view"): links.view,
+        }
+        for n, (html_items, text_items) in enumerate(
+            zip(html_sections, text_sections, strict=True)
+        ):
+            html_values[_slot(f"section{n}")] = "".join(html_items)
+            text_values[_slot(f"section{n}")] = "\n\n".join(text_items)
+        return RenderedDigest(
+            subject=subject,
+            html=_fill(html_layout, html_values),
+            text=_fill(text_layout, text_values),
+        )
 
 
 def _short_interests(interests: str, limit: int = 120) -> str:
@@ -304,7 +379,7 @@ def _address(value: str) -> str:
 
 def _base64(body: str) -> bytes:
     encoded = binascii.b2a_base64(body.replace("\r\n", "\n").encode("utf-8"), newline=False)
-    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\r\n"
+    return b"\r\n".join([encoded[i : i + 76] for i in range(0, len(encoded), 76)]) + b"\r\n"
 
 
 def _qp(body: str) -> bytes:

@@ -8,7 +8,6 @@ Screenshots (desktop and phone width) go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 import time
@@ -22,29 +21,16 @@ from sqlmodel import Session, select
 from digest.models import Feedback, Subscriber
 from digest.previews import send_test_digest
 from digest.sink import free_port
+from tests.browser import ARGS, CHROMIUM, need_chromium
 from tests.web_support import XSS, add_papers, build_services, record, to, with_web, xss_pages
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def _need_chromium() -> None:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is required when CI is set")
-        pytest.skip(f"{CHROMIUM} not installed")
+_need_chromium = need_chromium
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 import subprocess
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
@@ -29,10 +27,10 @@ from digest.render import (
 )
 from digest.settings import PROJECT_ROOT, EmailSettings, RankingSettings, Settings
 from digest.signing import DkimSigner
+from tests.browser import ARGS, CHROMIUM, need_chromium
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 24, 7, tzinfo=UTC)
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = [
     '<script>document.title="PWNED"</script>',
     "<img src=x onerror=\"document.body.insertAdjacentHTML('beforeend','<i id=pwned></i>')\">",
@@ -226,17 +224,10 @@ def test_dkim_signature_covers_both_unsubscribe_headers_and_verifies(
     services.close()
 
 
-def _browser_required() -> None:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required on CI")
-        pytest.skip("chromium not installed")
-
-
 @pytest.mark.browser
 def test_hostile_feed_text_stays_inert_in_a_real_browser(services, tmp_path: Path) -> None:
     """R2: script, event handlers, javascript: links and forms from feeds never run or render."""
-    _browser_required()
+    need_chromium()
     papers = [
         _paper(
             i,
@@ -253,14 +244,8 @@ def test_hostile_feed_text_stays_inert_in_a_real_browser(services, tmp_path: Pat
 
     dom = subprocess.run(
         [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            str(CHROMIUM),
+            *ARGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--dump-dom",
             page.as_uri(),
