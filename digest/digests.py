@@ -3,8 +3,8 @@ stored feedback, one ranking call for a whole batch, rendering, and the final me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -188,7 +188,45 @@ def render_for(
         shortfall=shortfall,
         is_test=is_test,
     )
-    return digest, keys, links
+    shown = tuple((p.id, p.why, p.kind) for p in picks)
+    return replace(digest, picks=shown), keys, links
+
+
+def replay_digest(
+    services: Services,
+    session: Session,
+    edition: Edition,
+    subscriber: Subscriber,
+    shown: Sequence[Mapping[str, str]],
+) -> RenderedDigest:
+    """The digest exactly as it was sent (stored picks), rendered again for the browser."""
+    settings = services.settings
+    papers = paper_store.papers_by_keys(session, [p["id"] for p in shown])
+    views = {
+        key: paper_view(paper, max_tldr_chars=settings.email.max_tldr_chars)
+        for key, paper in papers.items()
+    }
+    renderer = EditionRenderer(
+        env=services.templates,
+        edition_date=edition.edition_date,
+        postal_address=settings.email.postal_address,
+    )
+    context = EditionContext(edition, [], views, renderer)
+    picks = [
+        ranking.Pick(
+            id=p["id"],
+            score=0.0,
+            relevance=0.0,
+            trending=0.0,
+            why=p.get("why", ""),
+            kind=p.get("kind", "match"),
+        )
+        for p in shown
+        if p["id"] in views
+    ]
+    profile = ranking.Profile(user=str(subscriber.id), interests=subscriber.interests)
+    digest, _, _ = render_for(services, context, subscriber, picks, profile)
+    return digest
 
 
 def digests_for(

@@ -104,6 +104,7 @@ class _Job:
     message: bytes
     keys: list[str]
     message_id: str
+    picks: list[dict[str, str]]
 
 
 class _Run:
@@ -164,6 +165,7 @@ class _Run:
                 smtp_code=outcome.code,
                 smtp_text=outcome.text,
                 paper_keys=job.keys,
+                picks=job.picks,
             )
             report.sent += 1
         elif outcome.kind == "deferred" and attempts < settings.delivery.max_attempts:
@@ -368,5 +370,6 @@ def _jobs(
         raw = compose_message(
             services, subscriber=subscriber, digest=digest, links=links, msg_id=msg_id, now=now
         )
-        jobs.append(_Job(delivery, subscriber, raw, keys, msg_id))
+        shown = [{"id": key, "why": why, "kind": kind} for key, why, kind in digest.picks]
+        jobs.append(_Job(delivery, subscriber, raw, keys, msg_id, shown))
     return jobs

@@ -138,6 +138,8 @@ class Delivery(SQLModel, table=True):
     smtp_text: str | None = None
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     paper_keys: list[str] = _json_list()
+    # What the message showed, in order: [{"id", "why", "kind"}], so "view in browser" replays it.
+    picks: list[dict[str, str]] = _json_list()
 
 
 class FeedState(SQLModel, table=True):

@@ -183,6 +183,8 @@ class RenderedDigest:
     subject: str
     html: str
     text: str
+    # (paper key, reason, kind) in the order shown; stored with the delivery for replays.
+    picks: tuple[tuple[str, str, str], ...] = ()
 
 
 # Placeholders for the per-reader parts of the edition's pre-rendered fragments and layouts.

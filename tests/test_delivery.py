@@ -318,3 +318,44 @@ def test_a_complaint_rate_pause_stops_the_edition(sqlite_url: str, sink: FaultyS
 
     assert paused.paused and paused.sent == 0
     assert resumed.sent == 5
+
+
+def test_view_in_browser_replays_exactly_what_was_sent(sqlite_url: str, sink: FaultySink) -> None:
+    from fastapi.testclient import TestClient
+
+    from digest.store import deliveries as ledger
+    from digest.web import create_app
+
+    services = _build(sqlite_url, sink, 1)
+    _send(services)
+    with Session(services.engine) as session:
+        delivery = session.exec(select(Delivery)).one()
+        shown = ledger.sent_picks(
+            session, edition_id=delivery.edition_id, subscriber_id=delivery.subscriber_id
+        )
+    titles_before = _titles(services, delivery, shown)
+    # Later clicks change tomorrow's ranking, never how a sent edition looks in the browser.
+    with session_scope(services.engine) as session:
+        for pick in shown[:3]:
+            subscriber_store.record_feedback(
+                session, subscriber_id=delivery.subscriber_id, paper_key=pick["id"], value=-1
+            )
+    token = services.tokens.dumps("view", [delivery.subscriber_id, delivery.edition_id])
+
+    with TestClient(create_app(services)) as client:
+        page = client.get(f"/view/{token}")
+
+    assert [p["id"] for p in shown] == delivery.paper_keys and len(shown) == 10
+    assert page.status_code == 200
+    positions = [page.text.find(title) for title in titles_before]
+    assert all(pos > 0 for pos in positions) and positions == sorted(positions)
+
+
+def _titles(services: Services, delivery: Delivery, shown: list[dict[str, str]]) -> list[str]:
+    from markupsafe import escape
+
+    from digest.store import papers as paper_store
+
+    with Session(services.engine) as session:
+        papers = paper_store.papers_by_keys(session, [p["id"] for p in shown])
+    return [str(escape(papers[p["id"]].title)) for p in shown]

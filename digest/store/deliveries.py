@@ -6,7 +6,7 @@ conditional UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL); each outcome is its o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import JSON, and_, bindparam, func, insert, or_, update
@@ -121,6 +121,7 @@ _MARK_SENT = (
         smtp_text=bindparam("smtp_text"),
         sent_at=bindparam("now", type_=UTCDateTime()),
         paper_keys=bindparam("paper_keys", type_=JSON()),
+        picks=bindparam("picks", type_=JSON()),
     )
 )
 _STATUS = select(Subscriber.status).where(Subscriber.id == bindparam("subscriber_id"))
@@ -136,6 +137,7 @@ def mark_sent(
     smtp_code: int | None,
     smtp_text: str | None,
     paper_keys: Sequence[str],
+    picks: Sequence[Mapping[str, str]] = (),
 ) -> bool:
     """Record a delivered message in its own commit (the hot path of `mark`)."""
     result = session.connection().execute(
@@ -148,6 +150,7 @@ def mark_sent(
             "smtp_code": smtp_code,
             "smtp_text": smtp_text,
             "paper_keys": list(paper_keys),
+            "picks": [dict(p) for p in picks],
         },
     )
     session.commit()
@@ -268,3 +271,15 @@ def save_edition_model(session: Session, edition_id: int, data: bytes) -> None:
         maker(EditionModel).values(edition_id=edition_id, data=data).on_conflict_do_nothing()
     )
     session.commit()
+
+
+def sent_picks(session: Session, *, edition_id: int, subscriber_id: int) -> list[dict[str, str]]:
+    """What this subscriber's message of that edition showed, or [] if none was sent."""
+    row = session.exec(
+        select(Delivery.picks).where(
+            Delivery.edition_id == edition_id,
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.state == "sent",
+        )
+    ).first()
+    return list(row or [])

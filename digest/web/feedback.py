@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest import editions, subscriptions
+from digest.digests import replay_digest
 from digest.models import Edition, Subscriber, utcnow
 from digest.render import safe_url
+from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
 from digest.web import links
 from digest.web.security import PageError, verify_csrf
@@ -118,8 +120,18 @@ def _digest(request: Request, subscriber: Subscriber, edition: Edition | None):
         else:
             now = datetime.combine(edition.edition_date, time(23, 59), tzinfo=UTC)
             now = min(now, utcnow())
-        context = editions.edition_context(services, session, edition, now=now)
-        [(digest, keys, _)] = editions.digests_for(services, session, context, [subscriber])
+        shown = (
+            ledger.sent_picks(session, edition_id=edition.id, subscriber_id=subscriber.id)
+            if edition.id
+            else []
+        )
+        if shown:
+            # The message went out: show exactly what it showed, not today's re-ranking.
+            digest = replay_digest(services, session, edition, subscriber, shown)
+            keys = [key for key, _, _ in digest.picks]
+        else:
+            context = editions.edition_context(services, session, edition, now=now)
+            [(digest, keys, _)] = editions.digests_for(services, session, context, [subscriber])
         papers = paper_store.papers_by_keys(session, keys)
     return digest, [papers[k] for k in keys if k in papers], edition
 
