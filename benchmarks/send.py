@@ -109,40 +109,28 @@ class Sink:
 # ------------------------------------------------------------------ the raw ceiling
 
 
-async def _raw_client(port: int, messages: list[bytes]) -> None:
+async def _raw_client(port: int, messages: list[bytes], *, pipelined: bool) -> None:
+    """A minimal SMTP client over one connection; pipelined, or one command per reply."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readline()
     writer.write(b"EHLO bench.localhost\r\n")
     while not (await reader.readline()).startswith(b"250 "):
         pass
+    commands = (
+        b"MAIL FROM:<d@bench.localhost>\r\n",
+        b"RCPT TO:<r@bench.localhost>\r\n",
+        b"DATA\r\n",
+    )
     for message in messages:
-        body = message.replace(b"\r\n.", b"\r\n..")
-        # RFC 2920: MAIL, RCPT and DATA go in one write; the body only after DATA's 354.
-        writer.write(b"MAIL FROM:<d@bench.localhost>\r\nRCPT TO:<r@bench.localhost>\r\nDATA\r\n")
-        for _ in range(3):
-            await reader.readline()
-        writer.write(body + b"\r\n.\r\n")
-        await reader.readline()
-    writer.write(b"QUIT\r\n")
-    await writer.drain()
-    writer.close()
-
-
-async def _lockstep_client(port: int, messages: list[bytes]) -> None:
-    """One command, one reply, as aiosmtplib speaks: what a minimal raw client costs."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    await reader.readline()
-    writer.write(b"EHLO bench.localhost\r\n")
-    while not (await reader.readline()).startswith(b"250 "):
-        pass
-    for message in messages:
-        for command in (
-            b"MAIL FROM:<d@bench.localhost>\r\n",
-            b"RCPT TO:<r@bench.localhost>\r\n",
-            b"DATA\r\n",
-        ):
-            writer.write(command)
-            await reader.readline()
+        if pipelined:
+            # RFC 2920: MAIL, RCPT and DATA go in one write; the body only after DATA's 354.
+            writer.write(b"".join(commands))
+            for _ in commands:
+                await reader.readline()
+        else:
+            for command in commands:
+                writer.write(command)
+                await reader.readline()
         writer.write(message.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n")
         await reader.readline()
     writer.write(b"QUIT\r\n")
@@ -154,9 +142,8 @@ async def raw_ceiling(
     port: int, messages: list[bytes], connections: int = 4, *, pipelined: bool = True
 ) -> float:
     shares = [messages[i::connections] for i in range(connections)]
-    client = _raw_client if pipelined else _lockstep_client
     started = time.perf_counter()
-    await asyncio.gather(*(client(port, share) for share in shares))
+    await asyncio.gather(*(_raw_client(port, share, pipelined=pipelined) for share in shares))
     return len(messages) / (time.perf_counter() - started)
 
 
