@@ -47,6 +47,7 @@ from digest.tokens import TokenError
 log = logging.getLogger(__name__)
 
 HELP_TEMPLATE = "email/inbound_help.txt"
+DONE_TEMPLATE = "email/inbound_done.txt"
 MAX_COMMAND_LINES = 10
 HELP_INTERVAL_S = 3600.0
 _QUOTE_START = re.compile(
@@ -230,7 +231,8 @@ def _with_token(
     if "unsubscribe" in commands.words:
         # Nothing else in the message matters once the person has asked to leave.
         subscriptions.unsubscribe(services, subscriber_id, now=now)
-        return InboundResult("unsubscribed", f"subscriber={subscriber_id}")
+        ack = _done_mail(services, subscriber.email, now, ["unsubscribed"])
+        return InboundResult("unsubscribed", f"subscriber={subscriber_id}", [ack])
     if commands.interests is not None:
         subscriptions.update_preferences(
             services, subscriber_id, _preferences(subscriber, commands.interests)
@@ -243,6 +245,8 @@ def _with_token(
     if commands.ratings:
         done.append(_rate(services, message, subscriber_id, edition_id, commands))
     replies = []
+    if done:
+        replies.append(_done_mail(services, subscriber.email, now, list(done)))
     if "help" in commands.words or commands.empty:
         replies.append(_help_mail(services, subscriber.email, now, "token"))
         done.append("help")
@@ -335,11 +339,26 @@ def _without_token(
 def _help_mail(
     services: Services, to: str, now: datetime, reason: str
 ) -> subscriptions.OutgoingMail:
+    return _auto_reply(services, to, now, HELP_TEMPLATE, reason=reason)
+
+
+def _done_mail(
+    services: Services, to: str, now: datetime, actions: list[str]
+) -> subscriptions.OutgoingMail:
+    """The acknowledgement of commands that changed a subscription (token-verified only)."""
+    return _auto_reply(
+        services, to, now, DONE_TEMPLATE, actions=actions, unsubscribed="unsubscribed" in actions
+    )
+
+
+def _auto_reply(
+    services: Services, to: str, now: datetime, template: str, **context: Any
+) -> subscriptions.OutgoingMail:
     settings = services.settings
-    rendered = services.templates.get_template(HELP_TEMPLATE).render(
+    rendered = services.templates.get_template(template).render(
         address=settings.inbound.address,
-        reason=reason,
         postal_address=settings.email.postal_address,
+        **context,
     )
     # The template's first line is the subject, so all the wording lives in templates/.
     subject, _, text = rendered.partition("\n")
@@ -349,7 +368,7 @@ def _help_mail(
         subject=subject.removeprefix("Subject:").strip(),
         text=text.lstrip("\n"),
         html=None,
-        message_id=f"<help-{secrets.token_hex(12)}@{settings.email.message_id_domain}>",
+        message_id=f"<reply-{secrets.token_hex(12)}@{settings.email.message_id_domain}>",
         date=now,
         headers={"Auto-Submitted": "auto-replied"},
     )

@@ -177,3 +177,20 @@ def test_stdin_mode_reads_one_message(services, tmp_path, smtp_sink) -> None:
     assert status_of(services, sid) == "paused"
     empty = CliRunner().invoke(app, ["inbound", "--stdin"], input=b"", env=env)
     assert empty.exit_code == 1
+
+
+def test_commands_by_reply_are_acknowledged_to_the_subscriber(
+    services, inbound, smtp_sink: SmtpSink
+) -> None:
+    sid = digest_reader(services)
+
+    send(inbound, reply_address(services, sid), "pause\n+1 -2")
+    send(inbound, reply_address(services, sid), "", subject="unsubscribe")
+
+    replies = [message_from_bytes(m.data, policy=default_policy) for m in smtp_sink.messages]
+    assert [m["To"] for m in replies] == ["ada@example.org", "ada@example.org"]
+    assert all(m["Auto-Submitted"] == "auto-replied" for m in replies)
+    first, second = (m.get_content() for m in replies)
+    assert "your digest is paused" in first and "ratings recorded: 2" in first
+    assert "you are unsubscribed" in second
+    assert status_of(services, sid) == "unsubscribed"
