@@ -84,16 +84,14 @@ def edition_context(
     )
     context = EditionContext(edition, candidates, views, renderer)
     if candidates:
-        window = paper_store.list_papers(
-            session, since=now - timedelta(days=settings.ranking.window_days)
-        )
         referenced = subscriber_store.referenced_paper_keys(session)
         candidate_keys = {c.id for c in candidates}
         pool_papers = paper_store.papers_by_keys(
             session, [k for k in referenced if k not in candidate_keys]
         )
         pool = [to_candidate(p) for p in pool_papers.values()]
-        model = _edition_model(session, edition, candidates, window)
+        window_since = now - timedelta(days=settings.ranking.window_days)
+        model = _edition_model(session, edition, candidates, window_since)
         context.rank_context = ranking.build_context(
             candidates, pool=pool, model=model, now=now, params=rank_params(services)
         )
@@ -101,12 +99,17 @@ def edition_context(
 
 
 def _edition_model(
-    session: Session, edition: Edition, candidates: list[ranking.Candidate], window: list[Paper]
+    session: Session, edition: Edition, candidates: list[ranking.Candidate], since: datetime
 ) -> ranking.TextModel:
-    """Fitted once per edition and stored, so each send run of the day reuses it."""
+    """Fitted once per edition and stored, so each send run of the day reuses it.
+
+    The window (up to tens of thousands of papers) is read only when the model must be fitted:
+    the worker builds an edition's context on every send tick.
+    """
     stored = ledger.load_edition_model(session, edition.id) if edition.id else None
     if stored is not None:
         return ranking.TextModel.from_bytes(stored)
+    window = paper_store.list_papers(session, since=since)
     model = ranking.fit_for(candidates, [to_candidate(p) for p in window])
     if edition.id:
         ledger.save_edition_model(session, edition.id, model.to_bytes())
