@@ -50,6 +50,9 @@ SOFT_WINDOW = timedelta(days=7)
 RATE_WINDOW = timedelta(hours=24)
 COMPLAINT_WARN = 0.001  # Gmail's bulk-sender guidance: stay below 0.1 %...
 COMPLAINT_PAUSE = 0.003  # ...and never reach 0.3 %.
+# On a small list one complaint is already 0.3 %: a pause then needs a few complaints, so one
+# person's click cannot stop everyone's digest (it still raises the warning).
+COMPLAINT_PAUSE_MIN = 3
 # Suppressions the person caused themselves; a bounce or complaint replaces them, so a later
 # re-subscription on the website (which lifts only these) cannot undo a complaint.
 SELF_REASONS = ("unsubscribed", "erased")
@@ -392,12 +395,15 @@ def complaint_rate(session: Session, *, now: datetime) -> RateCheck:
         select(func.count()).where(col(Delivery.sent_at) > since, col(Delivery.sent_at) <= now)
     ).one()
     rate = complaints / sent if sent else (1.0 if complaints else 0.0)
-    level = "pause" if rate >= COMPLAINT_PAUSE else "warn" if rate >= COMPLAINT_WARN else "ok"
+    if rate >= COMPLAINT_PAUSE and complaints >= COMPLAINT_PAUSE_MIN:
+        level = "pause"
+    else:
+        level = "warn" if rate >= COMPLAINT_WARN else "ok"
     return RateCheck(int(complaints), int(sent), rate, level)
 
 
 def check_complaint_rate(services: Services, *, now: datetime | None = None) -> RateCheck:
-    """Warn at ≥ 0.1 %; at ≥ 0.3 % pause all sending until `digest resume-sending`."""
+    """Warn at ≥ 0.1 %; at ≥ 0.3 % with 3+ complaints pause sending until `resume-sending`."""
     now = now or utcnow()
     with Session(services.engine) as session:
         check = complaint_rate(session, now=now)

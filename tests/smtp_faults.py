@@ -1,8 +1,9 @@
 """A real aiosmtpd server on loopback with a programmable fault plan, for the delivery tests.
 
 It answers per recipient or at random per attempt (451/450/550/552), drops sessions with 421,
-can be stopped and restarted on the same port (relay outage), and counts what happened:
-connections, RCPT attempts, accepted messages by Message-ID, and concurrent sessions.
+can lose the acknowledgement of an accepted message (keeps it, then answers too late), can be
+stopped and restarted on the same port (relay outage), and counts what happened: connections,
+RCPT attempts, accepted messages by Message-ID, lost acknowledgements, concurrent sessions.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class FaultPlan:
     by_recipient: dict[str, str] = field(default_factory=dict)
     random_rcpt: list[tuple[float, str]] = field(default_factory=list)
     drop_session_rate: float = 0.0
+    # After the message is stored, wait this long before the 250 (past the client's timeout).
+    lost_ack_rate: float = 0.0
+    lost_ack_delay_s: float = 0.0
     seed: int = 1
 
 
@@ -37,6 +41,7 @@ class FaultyHandler:
     rcpt_attempts: int = 0
     rcpt_by_recipient: Counter[str] = field(default_factory=Counter)
     accepted: list[tuple[str, str, float]] = field(default_factory=list)
+    lost_acks: list[str] = field(default_factory=list)
     active: int = 0
     max_active: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,6 +104,11 @@ class FaultyHandler:
         with self._lock:
             for rcpt in envelope.rcpt_tos:
                 self.accepted.append((rcpt, found.group(1).decode() if found else "", loop.time()))
+        if self.plan.lost_ack_rate and self._random.random() < self.plan.lost_ack_rate:
+            # The message is already kept: the client cannot know, and must not lose it.
+            with self._lock:
+                self.lost_acks.extend(envelope.rcpt_tos)
+            await asyncio.sleep(self.plan.lost_ack_delay_s)
         return "250 2.0.0 OK"
 
     def ids(self) -> Counter[str]:

@@ -230,6 +230,18 @@ def test_complaint_rate_warns_then_pauses(services, caplog, complaints, level, p
             assert bounces.complaint_rate(session, now=NOW + timedelta(minutes=1)).level == "ok"
 
 
+@pytest.mark.parametrize(("complaints", "paused"), [(2, False), (3, True)])
+def test_a_small_list_pauses_only_after_a_few_complaints(services, complaints, paused) -> None:
+    """On 100 deliveries one complaint is 1 %: it warns, but a pause needs three."""
+    ids = _sent_deliveries(services, 100, NOW - timedelta(hours=2))
+    for sid in ids[:complaints]:
+        bounces.process_report(services, _complaint_for(services, sid), now=NOW)
+    with Session(services.engine) as session:
+        check = bounces.complaint_rate(session, now=NOW)
+        assert bounces.sending_paused(session) is paused
+    assert check.level == ("pause" if paused else "warn")
+
+
 def test_forged_message_id_is_not_trusted(services) -> None:
     _subscribe_everyone(services)
     text = (FIXTURES / "arf" / "aol-redacted.eml").read_text()

@@ -181,6 +181,41 @@ def test_a_relay_outage_fails_no_message_and_causes_no_connection_storm(
     assert time.monotonic() - started < outage_s + 5
 
 
+def test_a_lost_acknowledgement_costs_at_most_one_duplicate_with_the_same_message_id(
+    database_url: str, sink: FaultySink
+) -> None:
+    """S6: the relay keeps 2 % of messages but answers after the client gave up on them.
+
+    At-least-once by policy: such a message is sent again, under the same Message-ID so the
+    recipient's mail system can fold the copies; nobody else gets a second copy.
+    """
+    sink.handler.plan = FaultPlan(lost_ack_rate=0.02, lost_ack_delay_s=3.0, seed=11)
+    services = _build(database_url, sink, 200, timeout_s=1.0)
+
+    report = _send(services, wait_for_retries=True)
+
+    handler = sink.handler
+    received = handler.recipients()
+    duplicated = {rcpt: n for rcpt, n in received.items() if n > 1}
+    assert handler.lost_acks, "the fault plan injected nothing"
+    assert report.sent == 200 and report.failed == 0
+    assert len(received) == 200
+    assert sum(n - 1 for n in duplicated.values()) <= len(handler.lost_acks)
+    assert set(duplicated) <= set(handler.lost_acks)
+    ids_by_recipient: dict[str, set[str]] = {}
+    for rcpt, message_id, _ in handler.accepted:
+        ids_by_recipient.setdefault(rcpt, set()).add(message_id)
+    assert {len(ids) for ids in ids_by_recipient.values()} == {1}
+    with Session(services.engine) as session:
+        rows = session.exec(
+            select(Subscriber.email, Delivery.message_id, Delivery.state).join(
+                Delivery, Delivery.subscriber_id == Subscriber.id
+            )
+        ).all()
+    assert {state for _, _, state in rows} == {"sent"}
+    assert all(ids_by_recipient[email] == {message_id} for email, message_id, _ in rows)
+
+
 def test_the_configured_rate_and_concurrency_are_honoured(
     sqlite_url: str, sink: FaultySink
 ) -> None:
