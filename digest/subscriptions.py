@@ -128,26 +128,31 @@ def _may_send_confirmation(services: Services, email: str, now: datetime) -> boo
     return True
 
 
-def confirmation_mail(
-    services: Services, *, email: str, subscriber_id: int, nonce: str, now: datetime
+def _notice_mail(
+    services: Services,
+    *,
+    email: str,
+    template: str,
+    context: dict[str, Any],
+    message_id: str,
+    now: datetime,
+    fallback_subject: str,
 ) -> OutgoingMail:
-    """The confirmation message: fixed text and the signed link, nothing the requester typed."""
+    """A transactional mail from fixed templates: nothing the requester typed goes into it."""
     settings = services.settings
-    token = services.tokens.dumps("confirm", [subscriber_id, nonce])
-    url = f"{settings.web.base_url.rstrip('/')}/confirm/{token}"
-    context = {"confirm_url": url, "postal_address": settings.email.postal_address}
-    body_html = services.templates.get_template("email/confirm.html").render(context)
-    body_text = services.templates.get_template("email/confirm.txt").render(context)
+    context = {**context, "postal_address": settings.email.postal_address}
+    body_html = services.templates.get_template(f"email/{template}.html").render(context)
+    body_text = services.templates.get_template(f"email/{template}.txt").render(context)
     # The subject is the template's <title>, so its wording lives in templates/ too.
     found = re.search(r"<title>(.*?)</title>", body_html, re.S)
-    subject = html.unescape(found.group(1)).strip() if found else "Confirm your subscription"
+    subject = html.unescape(found.group(1)).strip() if found else fallback_subject
     raw = build_message(
         sender=settings.email.from_address,
         to=email,
         subject=subject,
         text=body_text,
         html=body_html,
-        message_id=f"<confirm-{nonce}@{settings.email.message_id_domain}>",
+        message_id=f"<{message_id}@{settings.email.message_id_domain}>",
         date=now,
         headers={"Auto-Submitted": "auto-generated"},
     )
@@ -155,29 +160,72 @@ def confirmation_mail(
     return OutgoingMail(email, signer.sign(raw) if signer else raw)
 
 
+def confirmation_mail(
+    services: Services, *, email: str, subscriber_id: int, nonce: str, now: datetime
+) -> OutgoingMail:
+    """The confirmation message: fixed text and the signed link."""
+    token = services.tokens.dumps("confirm", [subscriber_id, nonce])
+    url = f"{services.settings.web.base_url.rstrip('/')}/confirm/{token}"
+    return _notice_mail(
+        services,
+        email=email,
+        template="confirm",
+        context={"confirm_url": url},
+        message_id=f"confirm-{nonce}",
+        now=now,
+        fallback_subject="Confirm your subscription",
+    )
+
+
+def already_subscribed_mail(
+    services: Services, *, email: str, subscriber_id: int, now: datetime
+) -> OutgoingMail:
+    """Sent instead of a confirmation when the address is subscribed already.
+
+    The form answers every request the same way, so it does not tell a stranger who is
+    subscribed; the owner of the address gets their preferences link instead.
+    """
+    token = services.tokens.dumps("manage", subscriber_id)
+    url = f"{services.settings.web.base_url.rstrip('/')}/manage/{token}"
+    return _notice_mail(
+        services,
+        email=email,
+        template="already_subscribed",
+        context={"manage_url": url},
+        message_id=f"already-{secrets.token_urlsafe(12)}",
+        now=now,
+        fallback_subject="You are already subscribed",
+    )
+
+
 def request_subscription(
     services: Services, request: SubscribeRequest, meta: RequestMeta, *, now: datetime | None = None
 ) -> OutgoingMail | None:
-    """Record a subscribe request and return the confirmation to send, if one is due.
+    """Record a subscribe request and return the mail to send, if one is due.
 
     New, pending, unsubscribed and erased addresses get a pending row, a consent record and a
-    confirmation (rate limits permitting). Active and paused subscribers are left untouched: a
-    stranger must not be able to rewrite someone's interests. Bounced or complained addresses
-    get nothing.
+    confirmation (rate limits permitting). Active and paused subscribers are left untouched (a
+    stranger must not be able to rewrite someone's interests) and get their preferences link
+    instead, under the same limits. Bounced or complained addresses get nothing.
     """
     now = now or utcnow()
     email = request.email.strip().lower()
     # Read, then limit, then write, each with its own connection and never two at once: a
     # connection held across the limit check would let 20 racing requests drain the pool.
     with Session(services.engine) as session:
-        if not _may_request(session, email):
+        if _request_kind(session, email) is None:
             return None
     if not _may_send_confirmation(services, email, now):
         return None
     with Session(services.engine, expire_on_commit=False) as session:
-        if not _may_request(session, email):  # the state may have changed meanwhile
+        kind = _request_kind(session, email)  # the state may have changed meanwhile
+        if kind is None:
             return None
         subscriber = subscriber_store.get_by_email(session, email)
+        if kind == "already" and subscriber is not None:
+            return already_subscribed_mail(
+                services, email=email, subscriber_id=subscriber.id, now=now
+            )
         if subscriber is None:
             subscriber = Subscriber(email=email, status="pending", created_at=now)
         subscriber.status = "pending"
@@ -208,13 +256,17 @@ def request_subscription(
     )
 
 
-def _may_request(session: Session, email: str) -> bool:
-    """False for addresses that get no confirmation whatever the limits say."""
+def _request_kind(session: Session, email: str) -> str | None:
+    """What a subscribe request for this address gets: "confirm", "already" or None."""
     reason = web_store.suppression_reason(session, email)
     if reason is not None and reason not in SELF_SUPPRESSIONS:
-        return False
+        return None
     subscriber = subscriber_store.get_by_email(session, email)
-    return subscriber is None or subscriber.status not in ("active", "paused", "suppressed")
+    if subscriber is None:
+        return "confirm"
+    if subscriber.status in ("active", "paused"):
+        return "already"
+    return None if subscriber.status == "suppressed" else "confirm"
 
 
 async def send_mail(services: Services, mail: OutgoingMail) -> SendOutcome:

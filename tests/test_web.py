@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import re
 from xml.etree import ElementTree
@@ -92,6 +94,30 @@ def test_subscribe_confirm_flow_activates_only_after_the_button(web, services, s
     with Session(services.engine) as session:
         consent = session.exec(select(Consent)).one()
     assert consent.confirmed_at is not None and consent.form_version
+
+
+def test_subscribing_again_mails_the_preferences_link_and_changes_nothing(
+    web, services, smtp_sink
+) -> None:
+    _active(services, interests="llm inference")
+    fresh = web.subscribe("new@example.com", interests="something")
+    again = web.subscribe("Reader@Example.com", interests="overwritten by a stranger")
+    web.drain()
+
+    # The page gives away nothing: the same answer as for a new address.
+    assert again.status_code == 200
+    assert again.text.replace("reader@example.com", "X") == fresh.text.replace(
+        "new@example.com", "X"
+    )
+    reader = _subscriber(services, "reader@example.com")
+    assert (reader.status, reader.interests) == ("active", "llm inference")
+    [mail] = to(smtp_sink.messages, "reader@example.com")
+    subject = email.message_from_bytes(mail.data, policy=email.policy.default)["Subject"]
+    assert subject == "You are already subscribed"
+    assert not links_in(mail, "confirm")
+    [link] = links_in(mail, "manage")
+    page = web.client.get(link)
+    assert page.status_code == 200 and "llm inference" in page.text
 
 
 def test_manage_page_edits_preferences_pause_resume_and_undo_rating(web, services) -> None:
