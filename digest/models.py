@@ -244,3 +244,28 @@ class SendingPause(SQLModel, table=True):
     reason: str
     paused_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     resumed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PaperEmbedding(SQLModel, table=True):
+    """A paper's sentence embedding (the optional semantic backend), computed once per text.
+
+    Keyed by paper and model, so a different model never mixes vector spaces; `text_hash` is
+    the hash of the text that was embedded, so a retitled or longer abstract is embedded again.
+    The vector is float16 bytes: half the space of float32, and cosines move by ~1e-3.
+    """
+
+    paper_key: str = Field(primary_key=True, max_length=300)
+    model: str = Field(primary_key=True, max_length=100)
+    text_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class TextEmbedding(SQLModel, table=True):
+    """Embedding of an interest text, keyed by its hash: computed once per distinct text, so
+    an edition embeds only texts that changed since the last one, whatever the list size."""
+
+    text_hash: str = Field(primary_key=True, max_length=64)
+    model: str = Field(primary_key=True, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

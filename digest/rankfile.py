@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from digest.ranking import Candidate, Profile, RankParams, rank
+from digest.ranking import Candidate, Profile, RankParams, fit_for, rank
 
 
 class RankInputError(ValueError):
@@ -112,8 +112,14 @@ def run_rank(
     out: TextIO,
     params: RankParams = RankParams(),
     now: datetime | None = None,
+    text_backend: str = "tfidf",
+    semantic_weight: float = 0.5,
 ) -> int:
-    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines."""
+    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines.
+
+    `text_backend` is ranking.text_backend: "semantic" and "both" embed the file's papers in
+    memory (nothing is stored), as an edition would from its embedding table.
+    """
     if papers_path is None:
         raise RankInputError(
             "no --papers file: ranking the current edition from the database is done by the "
@@ -139,7 +145,18 @@ def run_rank(
             )
         ]
     # The papers file is both the candidates and the pool that liked ids are looked up in.
-    ranked = rank(papers, profiles, top_n=top, params=params, now=now)
+    model = None
+    if text_backend != "tfidf" and papers:
+        from digest.ranking import semantic
+
+        model = semantic.backend_for(
+            fit_for(papers),
+            papers,
+            semantic.MemoryEmbeddings(),
+            backend=text_backend,
+            weight=semantic_weight,
+        )
+    ranked = rank(papers, profiles, top_n=top, params=params, now=now, model=model)
     for profile, picks in zip(profiles, ranked, strict=True):
         line = {
             "user": profile.user,

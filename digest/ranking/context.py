@@ -16,7 +16,7 @@ from scipy import sparse
 
 from digest.ranking.trending import trending_scores
 from digest.ranking.types import Candidate, RankParams
-from digest.ranking.vectors import PaperVectors, TextModel, fit_for
+from digest.ranking.vectors import PaperVectors, TextBackend, fit_for
 
 
 def _incidence(
@@ -40,7 +40,7 @@ class RankContext:
     index: dict[str, int]  # candidate id -> column
     pool: list[Candidate]  # candidates first, then other known papers
     pool_index: dict[str, int]
-    model: TextModel
+    model: TextBackend  # TextModel, or the semantic backend (ranking/semantic.py)
     vectors: PaperVectors  # of the candidates
     pool_vectors: PaperVectors
     trend: np.ndarray  # (m,)
@@ -89,7 +89,7 @@ def build_context(
     candidates: Sequence[Candidate],
     *,
     pool: Sequence[Candidate] = (),
-    model: TextModel | None = None,
+    model: TextBackend | None = None,
     now: datetime | None = None,
     params: RankParams = RankParams(),
 ) -> RankContext:

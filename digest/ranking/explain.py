@@ -175,6 +175,7 @@ def explain_rows(
     likes = batch.likes
     cat_ptr, cat_idx = batch.categories.indptr, batch.categories.indices
     auth_ptr, auth_idx = batch.authors.indptr, batch.authors.indices
+    interest_ptr = batch.interests.indptr
     category_names, author_names = context.category_names, context.author_names
     pool_dense, cand_dense = context.pool_vectors.dense, context.vectors.dense
     candidates, pool = context.candidates, context.pool
@@ -200,6 +201,7 @@ def explain_rows(
         followed_cats = {category_names[k] for k in cat_idx[cat_ptr[i] : cat_ptr[i + 1]]}
         followed_authors = {author_names[k] for k in auth_idx[auth_ptr[i] : auth_ptr[i + 1]]}
         w = float(weight[i])
+        has_interests = interest_ptr[i + 1] > interest_ptr[i]
         picks: list[Pick] = []
         for p in range(first, last):
             paper = candidates[pair_col_list[p]]
@@ -230,8 +232,15 @@ def explain_rows(
                 elif paper.liked_by:
                     reasons.append(f"trending: liked by {paper.liked_by} readers")
             if not reasons:
-                # Neither signal stands out (a weak day): say which liked paper is nearest.
-                reasons.append(f"nearest to “{closest}”" if closest is not None else "new today")
+                # Neither signal stands out (a weak day): say which liked paper is nearest, or
+                # that the interest text is near in the dense view (LSA or embeddings) though
+                # no term of it occurs in the paper.
+                if closest is not None:
+                    reasons.append(f"nearest to “{closest}”")
+                elif has_interests and relevance_part > 0:
+                    reasons.append("related to your interests")
+                else:
+                    reasons.append("new today")
             picks.append(Pick(paper.id, pair_score[p], rel, trending, "; ".join(reasons[:3])))
         out.append(picks)
     return out

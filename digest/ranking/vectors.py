@@ -9,8 +9,9 @@ likes-based profiles: on the sample data they beat a TF-IDF centroid by ~6 point
 they turn scoring into one BLAS product. The sparse TF-IDF vectors carry exact term matches of
 interest text, near-duplicate detection and the "matches: ..." explanations.
 
-No semantic (sentence-embedding) backend ships: none of the PyPI packages we can install carries
-its model weights, and nothing here may download a model at run time.
+An optional semantic backend (digest.ranking.semantic, behind the `semantic` install extra)
+offers the same interface (`TextBackend` below) with sentence embeddings as, or blended into,
+the dense view; its model ships inside a PyPI package, so nothing downloads at run time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pickle
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -45,6 +47,28 @@ class PaperVectors:
     tfidf: sparse.csr_matrix  # (n, terms) float32, rows L2-normalised
     dense: np.ndarray  # (n, dims) float32, rows L2-normalised
     genericity: np.ndarray  # (n,) float32: cosine of each dense row with the corpus centroid
+
+
+class TextBackend(Protocol):
+    """What the context, profiles and scoring use of a text model (TextModel, SemanticModel).
+
+    `tfidf(texts)` may return extra columns past `terms` (never set in papers' TF-IDF rows)
+    that only its own `project` interprets.
+    """
+
+    terms: np.ndarray
+    centroid: np.ndarray
+
+    @property
+    def dims(self) -> int: ...
+
+    def tfidf(self, texts: Sequence[str]) -> sparse.csr_matrix: ...
+
+    def project(self, tfidf: sparse.spmatrix) -> np.ndarray: ...
+
+    def encode(self, papers: Sequence[Candidate]) -> PaperVectors: ...
+
+    def to_bytes(self) -> bytes: ...
 
 
 class TextModel:
