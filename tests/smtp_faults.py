@@ -32,6 +32,11 @@ class FaultPlan:
     lost_ack_rate: float = 0.0
     lost_ack_delay_s: float = 0.0
     seed: int = 1
+    # Pipelining tests (test_mailer_pipelining.py): advertise PIPELINING (RFC 2920; aiosmtpd
+    # answers pipelined commands in order but does not say so), and answer MAIL FROM per
+    # sender ("421 ..." also closes the session).
+    pipelining: bool = False
+    by_sender: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,7 +64,24 @@ class FaultyHandler:
                 self.active += 1
                 self.max_active = max(self.max_active, self.active)
         session.host_name = hostname
-        return responses
+        return self._advertise_pipelining(responses)
+
+    def _advertise_pipelining(self, responses: list[str]) -> list[str]:
+        if not self.plan.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    def _refuse_sender(self, server: Any, session: Any, address: str) -> str | None:
+        reply = self.plan.by_sender.get(address)
+        if reply is None:
+            return None
+        if reply.startswith("421"):
+            with self._lock:
+                if getattr(session, "_counted", False):
+                    session._counted = False
+                    self.active -= 1
+            asyncio.get_running_loop().call_later(0.005, server.transport.close)
+        return reply
 
     async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
@@ -71,6 +93,9 @@ class FaultyHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        refused = self._refuse_sender(server, session, address)
+        if refused is not None:
+            return refused
         if self.plan.drop_session_rate and self._random.random() < self.plan.drop_session_rate:
             with self._lock:
                 if getattr(session, "_counted", False):

@@ -65,6 +65,12 @@ def _populate(services: Services, count: int) -> None:
             )
 
 
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    """Whether the relay offers PIPELINING: the transport then reads replies grouped."""
+    return request.param
+
+
 @pytest.fixture
 def sink() -> Iterator[FaultySink]:
     with FaultySink(FaultyHandler()) as running:
@@ -102,11 +108,14 @@ def test_every_subscriber_gets_exactly_one_message(database_url: str, sink: Faul
 
 
 def test_transient_4xx_and_dropped_sessions_are_retried_without_a_storm(
-    database_url: str, sink: FaultySink
+    database_url: str, sink: FaultySink, pipelining: bool
 ) -> None:
     """S3: 20 % of RCPTs get 451 and 5 % of sessions get 421: all delivered, amplification low."""
     sink.handler.plan = FaultPlan(
-        random_rcpt=[(0.20, "451 4.3.0 Try again later")], drop_session_rate=0.05, seed=3
+        random_rcpt=[(0.20, "451 4.3.0 Try again later")],
+        drop_session_rate=0.05,
+        seed=3,
+        pipelining=pipelining,
     )
     services = _build(database_url, sink, 120)
 
@@ -121,12 +130,13 @@ def test_transient_4xx_and_dropped_sessions_are_retried_without_a_storm(
 
 
 def test_a_permanent_550_fails_once_and_suppresses_while_552_is_retried(
-    database_url: str, sink: FaultySink
+    database_url: str, sink: FaultySink, pipelining: bool
 ) -> None:
     """S4: 550 5.1.1 -> exactly one attempt, failed, suppressed; 552 -> deferred and retried."""
     bad, full = "reader0003@example.com", "reader0004@example.com"
     sink.handler.plan = FaultPlan(
-        by_recipient={bad: "550 5.1.1 No such user", full: "552 5.2.2 Mailbox full"}
+        by_recipient={bad: "550 5.1.1 No such user", full: "552 5.2.2 Mailbox full"},
+        pipelining=pipelining,
     )
     services = _build(database_url, sink, 10)
 
@@ -182,14 +192,16 @@ def test_a_relay_outage_fails_no_message_and_causes_no_connection_storm(
 
 
 def test_a_lost_acknowledgement_costs_at_most_one_duplicate_with_the_same_message_id(
-    database_url: str, sink: FaultySink
+    database_url: str, sink: FaultySink, pipelining: bool
 ) -> None:
     """S6: the relay keeps 2 % of messages but answers after the client gave up on them.
 
     At-least-once by policy: such a message is sent again, under the same Message-ID so the
     recipient's mail system can fold the copies; nobody else gets a second copy.
     """
-    sink.handler.plan = FaultPlan(lost_ack_rate=0.02, lost_ack_delay_s=3.0, seed=11)
+    sink.handler.plan = FaultPlan(
+        lost_ack_rate=0.02, lost_ack_delay_s=3.0, seed=11, pipelining=pipelining
+    )
     services = _build(database_url, sink, 200, timeout_s=1.0)
 
     report = _send(services, wait_for_retries=True)
