@@ -18,6 +18,7 @@ import json
 import resource
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,39 @@ def naive(context, batch, rows, top_n):
     return out
 
 
+class SeededVectors:
+    """Unit vectors seeded by each text's CRC: what the embedding table holds, for a timing run.
+
+    Ranking cost does not depend on the values; the model's own cost (embedding each paper and
+    interest text once, when it first appears) is measured in ranking_quality.py.
+    """
+
+    name = "all-MiniLM-L6-v2"
+
+    def embed(self, texts):
+        out = np.empty((len(texts), 384), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = np.random.default_rng(zlib.crc32(text.encode())).standard_normal(384)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def stored_vectors(papers):
+    """An embedding store holding every paper's vector, as ingest-time embedding leaves it."""
+    from digest.ranking import semantic
+
+    store = semantic.MemoryEmbeddings()
+    semantic.Embeddings(store, encoder=SeededVectors).papers(papers)
+    return store
+
+
+def with_stored_vectors(model, papers, store, backend):
+    from digest.ranking import semantic
+
+    embeddings = semantic.Embeddings(store, encoder=SeededVectors)
+    weight = 1.0 if backend == "semantic" else 0.5
+    return semantic.SemanticModel(model, embeddings, weight=weight, papers=papers)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -129,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         help="subscribers loaded and ranked at a time (bounds memory)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backend",
+        choices=("tfidf", "both", "semantic"),
+        default="tfidf",
+        help="ranking.text_backend; with both/semantic, stored 384-d vectors are stood in for "
+        "by seeded random unit vectors (embedding itself is timed in ranking_quality.py)",
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     rows = [json.loads(line) for line in args.papers.read_text().splitlines() if line.strip()]
@@ -149,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         f"text model fit on {args.window + args.candidates:,} papers: {fit_s:.1f} s "
         f"({len(model.terms):,} terms, {model.dims} dims)"
     )
+
+    if args.backend != "tfidf":
+        store = stored_vectors(window + candidates)  # not timed: done at ingest
+        t0 = time.perf_counter()
+        model = with_stored_vectors(model, window + candidates, store, args.backend)
+        print(
+            f"{args.backend} backend: {len(window) + len(candidates):,} stored paper vectors "
+            f"read and joined to LSA ({model.dims} dims): {time.perf_counter() - t0:.1f} s"
+        )
 
     t0 = time.perf_counter()
     context = build_context(candidates, pool=window, model=model, params=params)
