@@ -4,7 +4,7 @@ stored feedback, one ranking call for a whole batch, rendering, and the final me
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -205,9 +205,9 @@ def render_for(
         links=links,
         shortfall=shortfall,
         is_test=is_test,
+        picks=tuple((p.id, p.why, p.kind) for p in picks),
     )
-    shown = tuple((p.id, p.why, p.kind) for p in picks)
-    return replace(digest, picks=shown), keys, links
+    return digest, keys, links
 
 
 def replay_digest(
@@ -304,12 +304,12 @@ def compose_message(
         sender=settings.email.from_address,
         to=subscriber.email,
         subject=digest.subject,
-        text=digest.text,
-        html=digest.html,
+        text=digest.text_utf8,
+        html=digest.html_utf8,
         message_id=msg_id,
         date=now,
         headers=headers,
-        text_segments=digest.text_segments,
+        text_qp=digest.text_qp,
     )
     # Signed last: the signature covers the final header set, List-Unsubscribe included.
     return services.dkim.sign(raw) if services.dkim else raw

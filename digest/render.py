@@ -10,12 +10,13 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -182,14 +183,25 @@ class DigestLinks:
 
 @dataclass(frozen=True, slots=True)
 class RenderedDigest:
+    """A digest as UTF-8, the form it is assembled in and mailed in; `html` and `text` decode
+    it for the pages and tools that want strings."""
+
     subject: str
-    html: str
-    text: str
+    html_utf8: bytes
+    text_utf8: bytes
     # (paper key, reason, kind) in the order shown; stored with the delivery for replays.
     picks: tuple[tuple[str, str, str], ...] = ()
-    # The text as the pieces it was joined from, so build_message can reuse the encodings of
-    # the edition's static pieces (see _Static).
-    text_segments: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # The text quoted-printable encoded (CRLF line ends), mostly from encodings made once per
+    # edition, so build_message need not encode it again; None when it must (see render).
+    text_qp: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def html(self) -> str:
+        return self.html_utf8.decode("utf-8")
+
+    @property
+    def text(self) -> str:
+        return self.text_utf8.decode("utf-8")
 
 
 # Placeholders for the per-reader parts of the edition's pre-rendered fragments and layouts.
@@ -199,71 +211,165 @@ def _slot(name: str) -> str:
     return f"\x00{name}\x00"
 
 
-_SLOT = re.compile("(\x00[a-z0-9_]+\x00)")
+_SLOT = re.compile("\x00([a-z0-9_]+)\x00")
 _ITEM_SLOTS = {name: Markup(_slot(name)) for name in ("why", "up_url", "down_url", "number")}
-_WHY, _UP_URL, _DOWN_URL, _NUMBER = (_slot(n) for n in ("why", "up_url", "down_url", "number"))
+_LAYOUT_SLOTS = ("subject", "headline", "interests", "shortfall", "manage", "unsubscribe", "view")
+# Slots whose values recur from reader to reader (an item's position, the reason it was
+# picked), so the encoding of lines holding only them is kept, for up to _MEMO_SIZE values.
+_RECURRING = frozenset({"number", "why"})
+_MEMO_SIZE = 1024
+
+Getter = Callable[[Mapping[str, bytes]], tuple[bytes, ...]]
 
 
-class _Static(str):
-    """Text of an edition's pre-rendered fragment or layout, the same in every message it goes
-    into, so its quoted-printable encoding is made once, on first use.
+def _getter(slots: tuple[str, ...]) -> Getter:
+    """The values of `slots` from a mapping, always as a tuple (itemgetter gives a bare value for
+    a single name)."""
+    if len(slots) > 1:
+        return itemgetter(*slots)
+    if slots:
+        only = slots[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
 
-    A str subclass so that a digest's pieces join with str.join as they are; str subclasses
-    cannot have __slots__, hence the instance dict.
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A rendered template as UTF-8 cut at its placeholders: static pieces at even positions, a
+    slot at every odd one. Filling is a list copy, one slice assignment and a join, all in C; a
+    %-format was slower (% walks its format a character at a time), and strings holding an
+    emoji take four bytes a character where UTF-8 takes one for most of the page."""
+
+    pieces: list[bytes]
+    slots: tuple[str, ...]
+    values: Getter
+
+    @classmethod
+    def of(cls, rendered: str) -> _Template:
+        pieces = _SLOT.split(rendered)
+        slots = tuple(pieces[1::2])
+        pieces[1::2] = [b""] * len(slots)
+        pieces[::2] = [piece.encode("utf-8") for piece in pieces[::2]]
+        return cls(pieces, slots, _getter(slots))
+
+    def fill(self, values: Mapping[str, bytes]) -> bytes:
+        out = self.pieces.copy()
+        out[1::2] = self.values(values)
+        return b"".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Consecutive lines of a text template that hold placeholders: filled and encoded per
+    reader. `memo` keeps the encodings of a run whose values recur (shared by the runs of
+    every fragment with the same lines, such as each paper's "Why:" line)."""
+
+    line: _Template
+    memo: dict[tuple[bytes, ...], bytes] | None
+
+    def encode(self, values: Mapping[str, bytes]) -> bytes:
+        memo = self.memo
+        if memo is None:
+            return _qp_lines(self.line.fill(values))
+        key = self.line.values(values)
+        encoded = memo.get(key)
+        if encoded is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            encoded = memo[key] = _qp_lines(self.line.fill(values))
+        return encoded
+
+
+@dataclass(frozen=True, slots=True)
+class _TextTemplate:
+    """A text template, plain and quoted-printable.
+
+    Quoted-printable encodes each line on its own (soft breaks, trailing whitespace and a lone
+    dot only look within the line), so the lines without placeholders are encoded here, once per
+    edition, and per reader only the runs of lines holding the reader's values are. A block slot
+    (a section's items, alone on its line) takes its items' own encodings as they are.
     """
 
-    _qp: tuple[str, bytes, str] | tuple[()] | None
+    plain: _Template
+    # Encoded static lines at even positions, a run or block slot's encoding at every odd one.
+    encoded: list[bytes]
+    runs: tuple[_Run | str, ...]
 
-    def __new__(cls, text: str) -> _Static:
-        piece = super().__new__(cls, text)
-        piece._qp = None
-        return piece
+    @classmethod
+    def of(
+        cls,
+        rendered: str,
+        blocks: frozenset[str] = frozenset(),
+        *,
+        ends_line: bool = False,
+        memos: dict[tuple[bytes, ...], dict[tuple[bytes, ...], bytes]] | None = None,
+    ) -> _TextTemplate:
+        """`ends_line`: the text is always followed by a line end where it is used, so its
+        encoding includes one (and a trailing blank on its last line is not the body's end).
+        `memos`: the memos of runs of recurring values, by the run's text, to share."""
+        encoded: list[bytes] = []
+        runs: list[_Run | str] = []
+        static: list[str] = []
+        run: list[str] = []
 
-    def qp_cut(self) -> tuple[str, bytes, str] | None:
-        """(first line, the whole lines after it quoted-printable, the unfinished last line);
-        None when there are too few whole lines to be worth it."""
-        cut = self._qp
-        if cut is None:
-            first = self.find("\n")
-            last = self.rfind("\n")
-            if last - first < _MIN_REUSED:
-                cut = self._qp = ()
+        def end_static() -> None:
+            encoded.append(_qp("".join(static)))
+            static.clear()
+
+        def end_run() -> None:
+            if run:
+                line = _Template.of("".join(run))
+                memo = None
+                if memos is not None and _RECURRING.issuperset(line.slots):
+                    memo = memos.setdefault(tuple(line.pieces), {})
+                end_static()
+                runs.append(_Run(line, memo))
+                encoded.append(b"")
+                run.clear()
+
+        lines = (rendered + "\n" if ends_line else rendered).split("\n")
+        for n, line in enumerate(lines):
+            if n + 1 < len(lines):
+                line += "\n"
+            names = _SLOT.findall(line)
+            if not names:
+                end_run()
+                static.append(line)
+            elif len(names) == 1 and names[0] in blocks and line == _slot(names[0]) + "\n":
+                end_run()
+                end_static()
+                runs.append(names[0])
+                encoded.append(b"")
             else:
-                cut = self._qp = (
-                    self[: first + 1],
-                    _qp(self[first + 1 : last + 1]),
-                    self[last + 1 :],
-                )
-        return cut or None
+                run.append(line)
+        end_run()
+        end_static()
+        return cls(_Template.of(rendered), encoded, tuple(runs))
+
+    def encode(self, values: Mapping[str, bytes], blocks: Mapping[str, bytes]) -> bytes:
+        """_qp(plain.fill(values)), given each block slot's encoding in `blocks`."""
+        out = self.encoded.copy()
+        out[1::2] = [
+            run.encode(values) if type(run) is _Run else blocks[run]  # type: ignore[index]
+            for run in self.runs
+        ]
+        return b"".join(out)
 
 
-_BLANK_LINE = _Static("\n\n")
-# Below this many characters a piece's own encoding saves less than the extra step of splicing
-# it in costs, so it is encoded along with the reader's values around it.
-_MIN_REUSED = 200
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    html: _Template
+    text: _TextTemplate
 
 
-def _parts(rendered: str) -> list[str]:
-    """A rendered template cut at its placeholders: static pieces (_Static) and slot names."""
-    return [
-        _Static(part) if n % 2 == 0 else part
-        for n, part in enumerate(_SLOT.split(rendered))
-        if part
-    ]
-
-
-def _fill(parts: list[str], values: Mapping[str, str | list[str]], out: list[str]) -> None:
-    """Appends the pieces of `parts` to `out` with each slot replaced by its value (a string or
-    a list of pieces)."""
-    for part in parts:
-        if type(part) is _Static:
-            out.append(part)
-            continue
-        value = values.get(part, part)
-        if type(value) is list:
-            out.extend(value)
-        else:
-            out.append(value)
+def _escaped(value: str, utf8: bytes) -> bytes:
+    """markupsafe.escape(value) in UTF-8, given value in UTF-8, without escape's cost for the
+    usual value (a URL with a token, a reason) that has nothing to escape: then it is `utf8`
+    itself. Five substring tests of the str beat one regex search (and `bytes in bytes` first
+    tries the needle as an int, raising and clearing an exception)."""
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return str(escape(value)).encode("utf-8")
+    return utf8
 
 
 @dataclass
@@ -272,40 +378,36 @@ class EditionRenderer:
 
     Each paper's HTML and text fragment, and the page layout for each shape of digest (with or
     without interests, a shortfall note, the sections present), is rendered once with
-    placeholders; per subscriber only escaping the reader's values and joining strings remain.
+    placeholders and kept as %-formats, the text also as its quoted-printable encoding; per
+    subscriber only escaping the reader's values, filling the formats and encoding the lines
+    holding the reader's values remain.
     """
 
     env: Environment
     edition_date: date
     postal_address: str
-    _fragments: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
-    _layouts: dict[tuple[Any, ...], tuple[list[str], list[str]]] = field(default_factory=dict)
+    _fragments: dict[str, _Fragment] = field(default_factory=dict)
+    _layouts: dict[tuple[Any, ...], _Fragment] = field(default_factory=dict)
+    _memos: dict[tuple[bytes, ...], dict[tuple[bytes, ...], bytes]] = field(default_factory=dict)
 
-    def fragment(self, paper: PaperView) -> tuple[list[str], list[str]]:
+    def fragment(self, paper: PaperView) -> _Fragment:
         cached = self._fragments.get(paper.key)
         if cached is None:
             html = self.env.get_template("email/_paper.html").render(paper=paper, **_ITEM_SLOTS)
             text = self.env.get_template("email/_paper.txt").render(paper=paper, **_ITEM_SLOTS)
-            cached = (_parts(html), _parts(text))
+            # Jinja drops the template's last line end, but in a digest every item ends a line.
+            cached = _Fragment(
+                _Template.of(html),
+                _TextTemplate.of(text, ends_line=True, memos=self._memos),
+            )
             self._fragments[paper.key] = cached
         return cached
 
-    def _layout(self, shape: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+    def _layout(self, shape: tuple[Any, ...]) -> _Fragment:
         cached = self._layouts.get(shape)
         if cached is None:
             has_interests, has_shortfall, is_test, titles = shape
-            slots = {
-                name: Markup(_slot(name))
-                for name in (
-                    "subject",
-                    "headline",
-                    "interests",
-                    "shortfall",
-                    "manage",
-                    "unsubscribe",
-                    "view",
-                )
-            }
+            slots = {name: Markup(_slot(name)) for name in _LAYOUT_SLOTS}
             context = {
                 "subject": slots["subject"],
                 "edition_label": self.edition_date.strftime("%A %d %B %Y"),
@@ -322,7 +424,8 @@ class EditionRenderer:
             ]
             html = self.env.get_template("email/digest.html").render(context, sections=sections)
             text = self.env.get_template("email/digest.txt").render(context, sections=sections)
-            cached = (_parts(html), _parts(text))
+            blocks = frozenset(f"section{n}" for n in range(len(titles)))
+            cached = _Fragment(_Template.of(html), _TextTemplate.of(text, blocks))
             self._layouts[shape] = cached
         return cached
 
@@ -334,6 +437,7 @@ class EditionRenderer:
         links: DigestLinks,
         shortfall: str = "",
         is_test: bool = False,
+        picks: tuple[tuple[str, str, str], ...] = (),
     ) -> RenderedDigest:
         matched = sum(1 for i in items if i.section == "For you")
         count = len(items)
@@ -345,75 +449,81 @@ class EditionRenderer:
         subject = f"{'[TEST] ' if is_test else ''}Trending papers, {self.edition_date:%d %b %Y}: "
         subject += f"{count} paper{'s' if count != 1 else ''}"
         titles: list[str] = []
-        html_sections: list[list[str]] = []
-        text_sections: list[list[str]] = []
+        html_sections: list[list[bytes]] = []
+        text_sections: list[list[bytes]] = []
+        qp_sections: list[list[bytes]] = []
         for number, item in enumerate(items, start=1):
             title = "Trending today" if item.section == "Trending" else "For you"
             if not titles or titles[-1] != title:
                 titles.append(title)
                 html_sections.append([])
                 text_sections.append([])
-            elif text_sections[-1]:
-                text_sections[-1].append(_BLANK_LINE)
-            html_parts, text_parts = self.fragment(item.paper)
-            _fill(
-                html_parts,
-                {
-                    _WHY: escape(item.why),
-                    _UP_URL: escape(item.up_url),
-                    _DOWN_URL: escape(item.down_url),
-                },
-                html_sections[-1],
+                qp_sections.append([])
+            fragment = self.fragment(item.paper)
+            why = item.why.encode("utf-8")
+            up_url = item.up_url.encode("utf-8")
+            down_url = item.down_url.encode("utf-8")
+            html_sections[-1].append(
+                fragment.html.fill(
+                    {
+                        "why": _escaped(item.why, why),
+                        "up_url": _escaped(item.up_url, up_url),
+                        "down_url": _escaped(item.down_url, down_url),
+                    }
+                )
             )
-            _fill(
-                text_parts,
-                {
-                    _NUMBER: str(number),
-                    _WHY: item.why,
-                    _UP_URL: item.up_url,
-                    _DOWN_URL: item.down_url,
-                },
-                text_sections[-1],
-            )
+            values = {"number": _NUMBERS[number] if number < len(_NUMBERS) else b"%d" % number}
+            values.update(why=why, up_url=up_url, down_url=down_url)
+            text_sections[-1].append(fragment.text.plain.fill(values))
+            qp_sections[-1].append(fragment.text.encode(values, {}))
         short = _short_interests(interests)
-        html_layout, text_layout = self._layout(
-            (bool(short), bool(shortfall), is_test, tuple(titles))
-        )
+        layout = self._layout((bool(short), bool(shortfall), is_test, tuple(titles)))
+        text_values = {
+            "subject": subject.encode("utf-8"),
+            "headline": headline.encode("utf-8"),
+            "interests": short.encode("utf-8"),
+            "shortfall": shortfall.encode("utf-8"),
+            "manage": links.manage.encode("utf-8"),
+            "unsubscribe": links.unsubscribe.encode("utf-8"),
+            "view": links.view.encode("utf-8"),
+        }
         # Every value below is escaped here, and every fragment came from an autoescaped
         # template: the joined page is safe HTML by construction.
-        html_values: dict[str, str | list[str]] = {
-            _slot("subject"): escape(subject),
-            _slot("headline"): escape(headline),
-            _slot("interests"): escape(short),
-            _slot("shortfall"): escape(shortfall),
-            _slot("manage"): escape(links.manage),
-            _slot("unsubscribe"): escape(links.unsubscribe),
-            _slot("view"): escape(links.view),
+        html_values = {
+            "subject": _escaped(subject, text_values["subject"]),
+            "headline": _escaped(headline, text_values["headline"]),
+            "interests": _escaped(short, text_values["interests"]),
+            "shortfall": _escaped(shortfall, text_values["shortfall"]),
+            "manage": _escaped(links.manage, text_values["manage"]),
+            "unsubscribe": _escaped(links.unsubscribe, text_values["unsubscribe"]),
+            "view": _escaped(links.view, text_values["view"]),
         }
-        text_values: dict[str, str | list[str]] = {
-            _slot("subject"): subject,
-            _slot("headline"): headline,
-            _slot("interests"): short,
-            _slot("shortfall"): shortfall,
-            _slot("manage"): links.manage,
-            _slot("unsubscribe"): links.unsubscribe,
-            _slot("view"): links.view,
-        }
-        for n, (html_items, text_items) in enumerate(
-            zip(html_sections, text_sections, strict=True)
+        qp_blocks: dict[str, bytes] = {}
+        for n, (html_items, text_items, qp_items) in enumerate(
+            zip(html_sections, text_sections, qp_sections, strict=True)
         ):
-            html_values[_slot(f"section{n}")] = html_items
-            text_values[_slot(f"section{n}")] = text_items
-        html_segments: list[str] = []
-        text_segments: list[str] = []
-        _fill(html_layout, html_values, html_segments)
-        _fill(text_layout, text_values, text_segments)
+            name = f"section{n}"
+            html_values[name] = b"".join(html_items)
+            # One blank line between items; the layout ends the section's last line.
+            text_values[name] = b"\n\n".join(text_items)
+            qp_blocks[name] = b"\r\n".join(qp_items)
+        text = layout.text.plain.fill(text_values)
+        # A CR anywhere (a reader's value or feed text) means line ends that the one-pass
+        # encoder normalises across piece boundaries: build_message then encodes the text whole.
+        text_qp = None if _CR in text else layout.text.encode(text_values, qp_blocks)
         return RenderedDigest(
             subject=subject,
-            html="".join(html_segments),
-            text="".join(text_segments),
-            text_segments=tuple(text_segments),
+            html_utf8=layout.html.fill(html_values),
+            text_utf8=text,
+            picks=picks,
+            text_qp=text_qp,
         )
+
+
+_NUMBERS = [b"%d" % n for n in range(100)]
+# Tested as an int: `b"\r" in data` first tries its operand as an int, raising and clearing an
+# exception on every call.
+_CR = ord("\r")
 
 
 def _short_interests(interests: str, limit: int = 120) -> str:
@@ -477,57 +587,72 @@ def _parsed_address(value: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-def _base64(body: str) -> bytes:
-    encoded = binascii.b2a_base64(body.replace("\r\n", "\n").encode("utf-8"), newline=False)
+def _utf8(body: str | bytes) -> bytes:
+    """The body in UTF-8 (bytes are UTF-8 already) with LF line ends, as the encoders take it."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return data.replace(b"\r\n", b"\n") if _CR in data else data
+
+
+def _base64(body: str | bytes) -> bytes:
+    encoded = binascii.b2a_base64(_utf8(body), newline=False)
     # Cutting 76-character lines one slice at a time cost more than the encoding itself; as
     # rows of a byte matrix, CRLF is one column assignment.
     whole = len(encoded) // 76
     rows = np.empty((whole, 78), dtype=np.uint8)
     rows[:, :76] = np.frombuffer(encoded, dtype=np.uint8, count=whole * 76).reshape(whole, 76)
     rows[:, 76:] = _CRLF
-    body = rows.tobytes()
+    lines = rows.tobytes()
     rest = encoded[whole * 76 :]
     if rest or not whole:
-        body += rest + b"\r\n"
-    return body
+        lines += rest + b"\r\n"
+    return lines
 
 
 _CRLF = np.frombuffer(b"\r\n", dtype=np.uint8)
 
 
-def _qp(body: str) -> bytes:
-    data = body.replace("\r\n", "\n").encode("utf-8")
-    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+def _qp(body: str | bytes) -> bytes:
+    return binascii.b2a_qp(_utf8(body), istext=True).replace(b"\n", b"\r\n")
 
 
-def _qp_pieces(segments: Sequence[str]) -> bytes:
-    """_qp of the joined segments, reusing each _Static's encoding made once per edition.
+# What quoted-printable leaves as it is in a line: printable ASCII but "=" (the line feed is
+# handled apart).
+_QP_LITERAL = bytes(c for c in range(32, 127) if c != ord("="))
+# Up to this length binascii's encoding costs less than the checks and slicing.
+_QP_SHORT = 120
 
-    Quoted-printable encodes each line on its own (soft breaks, trailing whitespace and a lone
-    dot only look within the line), so a static piece's whole lines encode the same in every
-    message; only the lines holding per-reader strings are encoded here. Byte for byte _qp's.
+
+def _qp_lines(text: bytes) -> bytes:
+    """_qp(text), for UTF-8 text from a line start to a line end (or the body's end).
+
+    The reader's lines are mostly plain ASCII (vote links with their token, reasons, titles):
+    quoted-printable leaves those as they are and only cuts lines longer than 76 characters,
+    before every 75th character that is not its line's last; here that is slicing instead of
+    binascii's per-character work. Anything else (non-ASCII, "=", controls, a trailing blank,
+    a lone dot) takes _qp. Byte for byte _qp's (fuzzed in tests).
     """
-    out: list[bytes] = []
-    line: list[str] = []
-    for segment in segments:
-        if type(segment) is _Static:
-            cut = segment.qp_cut()
-            if cut is not None:
-                first, lines, last = cut
-                line.append(first)
-                out.append(_qp("".join(line)))
-                out.append(lines)
-                line = [last]
-                continue
-        line.append(segment)
-    out.append(_qp("".join(line)))
-    return b"".join(out)
+    if (
+        len(text) > _QP_SHORT
+        and text.isascii()
+        and not text.translate(None, _QP_LITERAL).strip(b"\n")
+    ):
+        lines = text.split(b"\n")
+        for n, line in enumerate(lines):
+            if line[-1:] == b" " or line == b".":
+                break
+            if len(line) > 76:
+                lines[n] = b"=\r\n".join(map(line.__getitem__, _soft_cuts(len(line))))
+        else:
+            return b"\r\n".join(lines)
+    return _qp(text)
 
 
-def _text_body(text: str, segments: Sequence[str]) -> bytes:
-    # Without a CR the pieces need no CRLF normalisation, which could join a CR ending one piece
-    # to the LF starting the next; that rare case takes the one-pass encoder.
-    return _qp_pieces(segments) if segments and "\r" not in text else _qp(text)
+@lru_cache(maxsize=64)
+def _soft_cuts(length: int) -> tuple[slice, ...]:
+    """Where quoted-printable cuts a plain line of this length: before every 75th character
+    but the last (so the last piece has 2 to 76)."""
+    cut = (length - 2) // 75 * 75
+    return (*(slice(i, i + 75) for i in range(0, cut, 75)), slice(cut, None))
 
 
 def build_message(
@@ -535,19 +660,19 @@ def build_message(
     sender: str,
     to: str,
     subject: str,
-    text: str,
-    html: str | None,
+    text: str | bytes,
+    html: str | bytes | None,
     message_id: str,
     date: datetime,
     headers: Mapping[str, str] = {},
-    text_segments: Sequence[str] = (),
+    text_qp: bytes | None = None,
 ) -> bytes:
     """RFC 5322 bytes: multipart/alternative (text first, then HTML), bodies encoded once.
 
     Assembled directly rather than through email.message, which costs ~7 ms a message; the
     result parses back identically with email.message_from_bytes(policy=default) (tested).
-    `text_segments`, when given, must join to exactly `text` (RenderedDigest carries both):
-    the edition's static pieces among them are encoded once.
+    Bodies given as bytes are UTF-8. `text_qp`, when given, must be `text` quoted-printable
+    encoded as _qp does it (RenderedDigest carries both): it is used as it is.
     """
     boundary = "=_digest_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
     lines = [
@@ -560,7 +685,7 @@ def build_message(
     ]
     for name, value in headers.items():
         lines.append(f"{name}: {_header_text(value)}")
-    text_body = _text_body(text, text_segments)
+    text_body = _qp(text) if text_qp is None else text_qp
     if html is None:
         lines += [
             "Content-Type: text/plain; charset=utf-8",
