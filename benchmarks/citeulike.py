@@ -187,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
     papers, ids, splits = load(args.data)
     sizes = np.array([len(liked) + len(held) for _, liked, held in splits])
-    print(f"CiteULike: {len(papers)} papers, {len(splits)} users (library {sizes.min()}-"
-          f"{sizes.max()}, median {int(np.median(sizes))})")
+    print(
+        f"CiteULike: {len(papers)} papers, {len(splits)} users (library {sizes.min()}-"
+        f"{sizes.max()}, median {int(np.median(sizes))})"
+    )
     started = time.perf_counter()
     results = references(papers, splits)
     print(f"references: {time.perf_counter() - started:.1f} s")
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         key=lambda k: results[k][:, 0].mean(),
     )
     n = len(splits)
-    print("\n| ranker | Recall@10 | ± SE | vs better reference | paired diff ± SE | nDCG@10 | MRR |")
+    print(
+        "\n| ranker | Recall@10 | ± SE | vs better reference | paired diff ± SE | nDCG@10 | MRR |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         diff = r[:, 0] - results[best][:, 0]
@@ -218,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| ranker | 10-13 | 14-19 | 20-29 | 30+ | quartiles | won / lost |")
     print("|---|---|---|---|---|---|---|")
-    counts = [int(((sizes >= lo) & (sizes < hi)).sum()) for lo, hi in ((10, 14), (14, 20), (20, 30), (30, 80))]
+    bands = ((10, 14), (14, 20), (20, 30), (30, 80))
+    counts = [int(((sizes >= lo) & (sizes < hi)).sum()) for lo, hi in bands]
     print(f"| users | {' | '.join(map(str, counts))} | | |")
     for name, r in results.items():
         print(spread(name, r[:, 0], sizes, results[best][:, 0]))
