@@ -85,7 +85,7 @@ class RankingSettings(_Section):
     window_days: int = Field(90, ge=1)
     candidate_days: int = Field(3, ge=1)
     trending_weight: float = Field(0.25, ge=0, le=1)
-    min_relevance: float = Field(0.05, ge=0)
+    min_relevance: float = Field(0.25, ge=0)
     diversity: float = Field(0.3, ge=0, le=1)
     chunk_size: int = Field(5000, ge=1)
     dislike_weight: float = Field(0.5, ge=0)
