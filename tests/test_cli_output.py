@@ -66,8 +66,7 @@ def piped(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "digest.cli", *args],
         env={**clean, **env, "COLUMNS": "80"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,  # stdout is a pipe, not a terminal
         text=True,
         timeout=120,
         check=False,
