@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from digest.bootstrap import Services
-from digest.web import feedback, pages, subscription
+from digest.web import feedback, landing, pages, subscription
 from digest.web.jobs import JobQueue
 from digest.web.security import PageError, SecurityMiddleware, is_https
 from digest.web.views import WebState, page, render
@@ -56,11 +56,25 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     async def validation_error(request: Request, exc: RequestValidationError) -> HTMLResponse:
         return page(request, "status.html", status=400, kind="bad_request")
 
+    # The landing page and the icon are served from bytes, by plain Starlette routes.
+    app.add_route("/", landing.landing, methods=["GET", "HEAD"])
+    favicon = (services.settings.templates_dir / "web" / "static" / "favicon.ico").read_bytes()
+
+    async def favicon_ico(request: Request) -> Response:
+        return Response(
+            favicon,
+            media_type="image/vnd.microsoft.icon",
+            headers={"Cache-Control": "public, max-age=604800"},
+        )
+
+    app.add_route("/favicon.ico", favicon_ico, methods=["GET", "HEAD"])
     app.include_router(pages.router)
     app.include_router(subscription.router)
     app.include_router(feedback.router)
     static_dir = services.settings.templates_dir / "web" / "static"
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    # Added first, so it runs inside SecurityMiddleware (every response keeps its headers).
+    app.add_middleware(landing.FrontPage)
     app.add_middleware(
         SecurityMiddleware,
         max_body=services.settings.web.max_body_bytes,

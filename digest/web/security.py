@@ -6,6 +6,7 @@ errors and static files, and can refuse an oversized body before any route parse
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -59,6 +60,7 @@ class SecurityMiddleware:
         self.max_body = max_body
         self.https = https
         self.too_large = too_large
+        self._fixed = self._headers()  # the same for every response: built once
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -81,7 +83,7 @@ class SecurityMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [h for h in self._headers() if h[0] not in present]
+                extra = [h for h in self._fixed if h[0] not in present]
                 if b"content-security-policy" not in present:
                     extra.append((b"content-security-policy", DEFAULT_CSP.encode()))
                 if b"cache-control" not in present:
@@ -197,8 +199,13 @@ def _csrf_cookie_name(services: Services) -> str:
 
 
 def _csrf_value(services: Services, cookie: str) -> str:
-    key = f"{services.settings.secret()}:csrf".encode()
-    return hmac.new(key, cookie.encode(), hashlib.sha256).hexdigest()
+    return _csrf_hmac(services.settings.secret(), cookie)
+
+
+@functools.lru_cache(maxsize=4096)
+def _csrf_hmac(secret: str, cookie: str) -> str:
+    # A returning browser sends the same cookie on every page: its token is computed once.
+    return hmac.new(f"{secret}:csrf".encode(), cookie.encode(), hashlib.sha256).hexdigest()
 
 
 def csrf_token(request: Request, services: Services) -> str:
