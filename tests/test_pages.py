@@ -193,3 +193,29 @@ def test_each_visitor_gets_a_token_bound_to_their_cookie(services) -> None:
     assert tokens[0] != tokens[1]
     assert subscribed.status_code == 200
     assert forged.status_code == 403
+
+
+def test_the_web_offers_and_accepts_only_real_time_zones(web) -> None:
+    page = web.client.get("/").text
+    offered = re.findall(r'<option value="([A-Za-z_/+-]+)">', page.split('id="timezones"')[1])
+
+    assert "Europe/Paris" in offered and "UTC" in offered
+    assert "Factory" not in offered and "localtime" not in offered and "posixrules" not in offered
+    for zone in ("Factory", "localtime", "Mars/Olympus"):
+        refused = web.subscribe("tz@example.org", timezone=zone)
+        assert refused.status_code == 400, zone
+    assert web.subscribe("tz@example.org", timezone="Europe/Paris").status_code == 200
+
+
+def test_the_stored_landing_page_keeps_every_security_header(web) -> None:
+    first = web.client.get("/")  # mints the cookie, takes the ordinary path
+    again = web.client.get("/")  # a returning browser: answered from the stored bytes
+    head = web.client.head("/")
+
+    assert again.text == first.text
+    for name in ("content-security-policy", "x-frame-options", "x-content-type-options",
+                 "referrer-policy", "cache-control", "permissions-policy"):  # fmt: skip
+        assert again.headers[name] == first.headers[name], name
+    assert again.headers["cache-control"] == "no-store"
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(first.content)

@@ -34,7 +34,7 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
         jobs.drain()
         jobs.shutdown()
 
-    app = FastAPI(
+    app = landing.FrontPageApp(
         title="Trending papers digest",
         docs_url=None,
         redoc_url=None,
@@ -73,8 +73,6 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     app.include_router(feedback.router)
     static_dir = services.settings.templates_dir / "web" / "static"
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
-    # Added first, so it runs inside SecurityMiddleware (every response keeps its headers).
-    app.add_middleware(landing.FrontPage)
     app.add_middleware(
         SecurityMiddleware,
         max_body=services.settings.web.max_body_bytes,

@@ -6,10 +6,10 @@ bytes. The one per-visitor part, the CSRF token bound to the visitor's cookie, i
 the stored bytes at a marker. Whether anything changed is asked of the database at most once
 per `web.page_cache_s` seconds, in a worker thread, never on the event loop.
 
-While the stored bytes are fresh, `FrontPage` answers GET / before the framework is entered
-(inside the security headers middleware, outside routing and FastAPI's layers, which would
-cost more than everything else this request does); when they must be checked or rebuilt the
-request goes on to the `landing` route, which does that off the event loop.
+While the stored bytes are fresh, `FrontPageApp` answers a returning visitor's GET / before
+the framework is entered (its middleware and routing would cost more than everything else this
+request does); otherwise the request goes on to the `landing` route, which checks and rebuilds
+the page off the event loop.
 """
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from digest.models import Edition, FeedState, utcnow
-from digest.web.security import csrf_token, set_csrf_cookie
+from digest.web.security import (
+    DEFAULT_CSP,
+    csrf_cookie_name,
+    csrf_token,
+    csrf_value,
+    is_https,
+    security_headers,
+    set_csrf_cookie,
+)
 from digest.web.views import render, state
 
 
@@ -125,22 +135,57 @@ async def landing(request: Request) -> Response:
     return _page_response(request, state(request).services, parts)
 
 
-class FrontPage:
-    """ASGI middleware: GET / and HEAD / from the stored landing page while it is fresh."""
+class FrontPageApp(FastAPI):
+    """The FastAPI app, answering a returning visitor's GET / from the stored page first.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    While the stored bytes are fresh and the browser sends its CSRF cookie, the answer is
+    written here, before any middleware or routing: the same headers SecurityMiddleware adds,
+    the visitor's token spliced in. Everything else (a first visit that mints the cookie, a
+    page due for a check) takes the ordinary path to the `landing` route.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in _SAFE:
-            cache = getattr(scope["app"].state, "landing_cache", None)
-            parts = cache.fresh() if cache is not None else None
-            if parts is not None:
-                request = Request(scope, receive)
-                response = _page_response(request, scope["app"].state.web.services, parts)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        front = scope["type"] == "http" and scope["path"] == "/" and scope["method"] in _SAFE
+        if front and await self._front_page(scope, send):
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _front_page(self, scope: Scope, send: Send) -> bool:
+        cache: PageCache | None = getattr(self.state, "landing_cache", None)
+        parts = cache.fresh() if cache is not None else None
+        if parts is None:
+            return False
+        services = self.state.web.services
+        cookie = _cookie(scope, csrf_cookie_name(services))
+        if not cookie or len(cookie) > 100:
+            return False
+        body = csrf_value(services, cookie).encode().join(parts)
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            *_page_headers(is_https(services)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+        return True
 
 
 _SAFE = ("GET", "HEAD")
+
+
+@lru_cache(maxsize=2)
+def _page_headers(https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    return (
+        *security_headers(https),
+        (b"content-security-policy", DEFAULT_CSP.encode()),
+        (b"cache-control", b"no-store"),
+    )
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"cookie":
+            return cookie_parser(value.decode("latin-1")).get(name)
+    return None
