@@ -23,13 +23,20 @@ from digest.db import DatabaseError, current_revision, upgrade
 from digest.settings import Settings, SettingsError, load_from_environment
 
 app = DigestTyper(
-    help="Trending-papers email digest: ingest, rank, render and send a daily digest.",
+    help="Trending-papers email digest: ingest, rank, render and send a daily digest.\n\n"
+    "\b\nExamples:\n    digest demo\n    digest --set ranking.papers_per_digest=5 send --dry-run",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = DigestTyper(help="Database schema.", no_args_is_help=True)
-subscribers_app = DigestTyper(help="Manage the list.", no_args_is_help=True)
+db_app = DigestTyper(
+    help="Database schema.\n\n\b\nExample:\n    digest db upgrade", no_args_is_help=True
+)
+subscribers_app = DigestTyper(
+    help="Manage the list.\n\n\b\nExamples:\n    digest subscribers add ada@example.org"
+    "\n    digest subscribers list --status pending",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(subscribers_app, name="subscribers")
 

@@ -262,6 +262,7 @@ def test_bad_zone_or_hour_is_one_line(env, smtp_sink, args, needle) -> None:
 # --- help -----------------------------------------------------------------------------------------
 
 COMMANDS = [
+    [], ["db"], ["subscribers"], ["papers"], ["editions"],
     ["demo"], ["init"], ["db", "upgrade"], ["db", "current"], ["fetch"], ["papers", "list"],
     ["papers", "show"], ["subscribers", "add"], ["subscribers", "list"],
     ["subscribers", "confirm"], ["subscribers", "show"], ["subscribers", "remove"],
@@ -271,7 +272,7 @@ COMMANDS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "digest")
 def test_every_help_has_an_example_and_readable_value_names(command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
 

@@ -22,7 +22,10 @@ from digest.commands.output import Col, counts, minute, print_record, print_tabl
 from digest.commands.readable import DigestTyper
 from digest.commands.stats import DELIVERY_ORDER
 
-editions_app = DigestTyper(help="Editions and their delivery outcomes.", no_args_is_help=True)
+editions_app = DigestTyper(
+    help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
+    no_args_is_help=True,
+)
 IMPORT_COLUMNS = ("email", "interests", "categories", "seed_papers", "timezone", "hour")
 REQUIRED_COLUMNS = ("email", "interests")
 

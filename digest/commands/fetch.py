@@ -20,7 +20,10 @@ from digest.commands.output import Col, console, minute, print_record, print_tab
 from digest.commands.readable import DigestTyper
 from digest.sources import KINDS
 
-papers_app = DigestTyper(help="Stored papers.", no_args_is_help=True)
+papers_app = DigestTyper(
+    help="Stored papers.\n\n\b\nExample:\n    digest papers list --since 2026-06-01",
+    no_args_is_help=True,
+)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -58,7 +59,8 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
 
     # The landing page and the icon are served from bytes, by plain Starlette routes.
     app.add_route("/", landing.landing, methods=["GET", "HEAD"])
-    favicon = (services.settings.templates_dir / "web" / "static" / "favicon.ico").read_bytes()
+    # Binary, so it ships with the code rather than among the (text-only) templates.
+    favicon = resources.files("digest.web").joinpath("favicon.ico").read_bytes()
 
     async def favicon_ico(request: Request) -> Response:
         return Response(
