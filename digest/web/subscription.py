@@ -195,7 +195,7 @@ async def manage_delete(request: Request, token: str) -> HTMLResponse:
 # --- unsubscribe -------------------------------------------------------------------------
 
 
-def _unsubscribed_page(request: Request, sid: int) -> HTMLResponse:
+def _unsubscribed_page(request: Request, sid: int, token: str | None = None) -> HTMLResponse:
     """ "You are unsubscribed", with a button to take it back while that is possible."""
     services = state(request).services
     subscriber = subscriptions.get_subscriber(services, sid)
@@ -205,7 +205,8 @@ def _unsubscribed_page(request: Request, sid: int) -> HTMLResponse:
         "unsubscribe.html",
         unsubscribed=True,
         email=subscriber.email if subscriber else None,
-        token=services.tokens.dumps("unsubscribe", sid) if can_resubscribe else None,
+        # The link they came by, or (from the manage page) a fresh one.
+        token=(token or services.tokens.dumps("unsubscribe", sid)) if can_resubscribe else None,
     )
 
 
@@ -215,7 +216,7 @@ def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
     subscriber = subscriptions.get_subscriber(web.services, sid)
     if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
-        return _unsubscribed_page(request, sid)  # reopened after the fact: say so, ask nothing
+        return _unsubscribed_page(request, sid, token)  # reopened later: say so, ask nothing
     return page(
         request, "unsubscribe.html", unsubscribed=False, token=token, email=subscriber.email
     )
@@ -232,7 +233,7 @@ async def unsubscribe(request: Request, token: str) -> HTMLResponse:
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
     # An erased subscriber is already as unsubscribed as can be: same answer, idempotent.
     subscriptions.unsubscribe(web.services, sid)
-    return _unsubscribed_page(request, sid)
+    return _unsubscribed_page(request, sid, token)
 
 
 @router.post("/u/{token}/resubscribe", response_class=HTMLResponse)
@@ -241,6 +242,6 @@ async def resubscribe(request: Request, token: str) -> HTMLResponse:
     verify_csrf(request, web.services, await form_data(request))
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
     if not resubscribing.resubscribe(web.services, sid):
-        return _unsubscribed_page(request, sid)
+        return _unsubscribed_page(request, sid, token)
     manage = web.services.tokens.dumps("manage", sid)
     return page(request, "status.html", kind="resubscribed", manage_token=manage)
