@@ -320,17 +320,10 @@ def send(
     from digest.commands.output import print_record
     from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
-    from digest.placeholders import production_placeholders
 
     st = state(ctx)
     if not dry_run:
-        found = production_placeholders(st.settings)
-        if found:
-            fail(
-                "refusing to send in production mode with placeholder settings ("
-                + ", ".join(p.variable for p in found)
-                + "): `digest doctor` gives the fix for each"
-            )
+        refuse_placeholders(st.settings)
     now = utcnow()
     edition, planned = plan_edition(
         st.services, edition_date=now.date(), now=now, due_only=due_only
@@ -359,6 +352,19 @@ def send(
         fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
         fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
+
+
+def refuse_placeholders(settings: Settings) -> None:
+    """Exit with one line if production settings still hold shipped example values."""
+    from digest.placeholders import production_placeholders
+
+    found = production_placeholders(settings)
+    if found:
+        fail(
+            "refusing to send in production mode with placeholder settings ("
+            + ", ".join(p.variable for p in found)
+            + "): `digest doctor` gives the fix for each"
+        )
 
 
 def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
@@ -489,6 +495,7 @@ def worker(
     from digest.leases import WorkerLockError
     from digest.scheduler import run_worker
 
+    refuse_placeholders(state(ctx).settings)  # a worker sends: same rule as `digest send`
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         code = run_worker(state(ctx).services, name=name, run_scheduler=not send_only)

@@ -152,5 +152,7 @@ def test_send_refuses_to_start_with_placeholders_in_production(
     assert "DIGEST_EMAIL_REPLY_TO_DOMAIN" in result.stderr
     assert "DIGEST_EMAIL_POSTAL_ADDRESS" in result.stderr
     assert smtp_sink.messages == []
+    worker = run(env, "worker", "--send-only")
+    assert worker.exit_code == 1 and "DIGEST_EMAIL_POSTAL_ADDRESS" in worker.stderr
     ok = run({**env, **OWN_VALUES}, "send", "--json")
     assert ok.exit_code == 0, ok.output
