@@ -199,107 +199,6 @@ def db_current(ctx: typer.Context) -> None:
 
 
 @app.command()
-def rank(
-    ctx: typer.Context,
-    papers: Path | None = typer.Option(None, "--papers", help="Candidates, JSONL."),
-    interests: str | None = typer.Option(None, "--interests", help="One profile's interests."),
-    like: list[str] = typer.Option([], "--like", help="Liked paper id (repeatable)."),
-    dislike: list[str] = typer.Option([], "--dislike", help="Disliked paper id (repeatable)."),
-    profiles: Path | None = typer.Option(None, "--profiles", help="Profiles, JSONL."),
-    top: int = typer.Option(10, "--top", min=1, help="Papers per profile."),
-    as_json: bool = typer.Option(
-        True, "--json/--table", help="JSON lines (default), or a table to read."
-    ),
-) -> None:
-    """Rank candidate papers for one profile or a batch of profiles.
-
-    \b
-    Examples:
-        digest rank --papers papers.jsonl --interests "sparse attention" --top 5
-        digest rank --interests "protein folding" --table
-    """
-    import io
-
-    from digest.rankfile import RankInputError, read_profiles, run_rank
-
-    if profiles is None and interests is None and not like:
-        fail("give --interests, --like or --profiles")
-    lines = io.StringIO()
-    try:
-        if papers is not None:
-            from digest.digests import params_for
-
-            # Ranking a file signs nothing: no DIGEST_SECRET_KEY needed.
-            try:
-                settings = load_from_environment(
-                    state(ctx).config, state(ctx).overrides, require_secret=False
-                ).ranking
-            except SettingsError as exc:
-                fail(str(exc), 2)
-            run_rank(
-                papers,
-                interests=interests,
-                like=tuple(like),
-                dislike=tuple(dislike),
-                profiles_path=profiles,
-                top=top,
-                out=sys.stdout if as_json else lines,
-                params=params_for(settings),
-                text_backend=settings.text_backend,
-                semantic_weight=settings.semantic_weight,
-            )
-            results = [json.loads(line) for line in lines.getvalue().splitlines()]
-        else:
-            from digest.previews import rank_stored
-            from digest.ranking import Profile
-
-            batch = (
-                read_profiles(profiles)
-                if profiles is not None
-                else [
-                    Profile(
-                        user="cli",
-                        interests=interests or "",
-                        like=tuple(like),
-                        dislike=tuple(dislike),
-                    )
-                ]
-            )
-            ranked = rank_stored(state(ctx).services, batch, top=top)
-            results = [
-                {
-                    "user": profile.user,
-                    "ranked": [
-                        {"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks
-                    ],
-                }
-                for profile, picks in zip(batch, ranked, strict=True)
-            ]
-            if as_json:
-                for result in results:
-                    _print_json(result)
-    except RankInputError as exc:
-        fail(str(exc))
-    if not as_json:
-        from digest.commands.output import Col, print_table
-
-        print_table(
-            [
-                Col("user"),
-                Col("#", numeric=True),
-                Col("id"),
-                Col("score", numeric=True),
-                Col("why", text=True),
-            ],
-            [
-                (r["user"], i, p["id"], f"{p['score']:.3f}", p["why"])
-                for r in results
-                for i, p in enumerate(r["ranked"], 1)
-            ],
-        )
-
-
-@app.command()
 def send(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and count, send nothing."),
@@ -504,77 +403,16 @@ def worker(
     raise typer.Exit(code)
 
 
-def default_web_workers() -> int:
-    """$WEB_CONCURRENCY (the Procfile convention), else one worker per CPU this process may use."""
-    import os
-
-    given = os.environ.get("WEB_CONCURRENCY", "").strip()
-    if given:
-        if not given.isdigit() or int(given) < 1:
-            fail(f"WEB_CONCURRENCY={given!r}: expected a whole number of at least 1", 2)
-        return int(given)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-@app.command()
-def serve(
-    ctx: typer.Context,
-    host: str | None = typer.Option(None, "--host", help="Default: web.host."),
-    port: int | None = typer.Option(None, "--port", help="Default: web.port."),
-    workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Worker processes (default: $WEB_CONCURRENCY, else CPUs)."
-    ),
-) -> None:
-    """Run the web app (subscribe, confirm, manage, unsubscribe). It never runs the scheduler.
-
-    \b
-    Rate limits and confirmation budgets live in the database, so any number of workers (and
-    of `digest serve` processes) share them.
-
-    \b
-    Examples:
-        digest serve --host 0.0.0.0 --port 8000
-        WEB_CONCURRENCY=4 digest serve --port 8000
-    """
-    import os
-
-    import uvicorn
-
-    from digest.web import create_app
-
-    st = state(ctx)
-    services = st.services
-    host = host or services.settings.web.host
-    port = port or services.settings.web.port
-    workers = workers or default_web_workers()
-    if workers == 1:
-        uvicorn.run(
-            create_app(services), host=host, port=port, proxy_headers=False, log_level="info"
-        )
-        return
-    services.close()
-    # Each worker loads the settings itself: hand it --config and --set as variables.
-    if st.config is not None:
-        os.environ["DIGEST_CONFIG"] = str(st.config)
-    for key, value in st.overrides.items():
-        os.environ["DIGEST_" + "__".join(key.split(".")).upper()] = str(value)
-    uvicorn.run(
-        "digest.web.asgi:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        proxy_headers=False,
-        log_level="info",
-    )
-
-
 def _register_plugins() -> None:
     from digest.commands import admin as admin_commands
     from digest.commands import fetch as fetch_commands
+    from digest.commands import rank as rank_commands
+    from digest.commands import serve as serve_commands
     from digest.commands import subscribers as subscriber_commands
 
     subscriber_commands.register(subscribers_app)
+    rank_commands.register(app)
+    serve_commands.register(app)
 
     fetch_commands.register(app)
     admin_commands.register(app)
