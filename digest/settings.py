@@ -142,6 +142,7 @@ class WebSettings(_Section):
     confirmations_per_hour: int = Field(500, ge=1)
     form_version: str = "2026-11-24"
     mail_workers: int = Field(2, ge=1, le=32)
+    page_cache_s: float = Field(5.0, ge=0)
 
     _split_proxies = field_validator("trusted_proxies", mode="before")(_comma_list)
 

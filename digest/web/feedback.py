@@ -159,7 +159,8 @@ def feed(request: Request, token: str) -> Response:
     sid = links.feed_link(web.services, token, web.clock)
     subscriber = subscriptions.get_subscriber(web.services, sid)
     if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
-        raise PageError(404, "gone")
+        # 410, not 404: feed readers drop a feed that is gone for good instead of retrying.
+        raise PageError(410, "feed_gone")
     digest, papers, edition = _digest(request, subscriber, None)
     base = web.services.settings.web.base_url.rstrip("/")
     xml = render(
