@@ -323,16 +323,26 @@ def rank(
 def send(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and count, send nothing."),
-    due_only: bool = typer.Option(False, "--due-only", help="Only subscribers whose hour came."),
+    due_only: bool = typer.Option(
+        True,
+        "--due-only/--all-now",
+        help="Only subscribers whose local hour and day have come (the default, as the worker "
+        "sends), or everyone who has not had today's edition, now.",
+    ),
 ) -> None:
-    """Send today's edition to every active subscriber who has not had it.
+    """Send today's edition to the subscribers due now (or everyone with --all-now).
+
+    A subscriber whose window holds nothing new since their last digest gets no email;
+    the last line says what was done, or why nothing was sent.
 
     \b
     Example:
         digest send --dry-run
+        digest send --all-now
     """
     from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
+    from digest.send_summary import summary_line
 
     st = state(ctx)
     now = utcnow()
@@ -366,6 +376,14 @@ def send(
         f"{report.rate:.1f}",
     )
     Console().print(table)
+    line = summary_line(
+        report,
+        edition_date=edition.edition_date,
+        planned=planned,
+        due_only=due_only,
+        dry_run=dry_run,
+    )
+    Console(soft_wrap=True).print(line, highlight=False, markup=False)
     if report.paused:
         fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
@@ -477,7 +495,8 @@ def stats(
     console.print(table)
     table = Table("edition", "status", "deliveries")
     for row in data["editions"]:
-        table.add_row(str(row["date"]), row["status"], json.dumps(row["deliveries"]))
+        status = f"{row['status']}: {row['note']}" if row.get("note") else row["status"]
+        table.add_row(str(row["date"]), status, json.dumps(row["deliveries"]))
     console.print(table)
 
 

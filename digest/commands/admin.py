@@ -290,7 +290,7 @@ def editions_list(
         table.add_row(
             str(row["id"]),
             row["date"],
-            row["status"],
+            f"{row['status']}: {row['note']}" if row.get("note") else row["status"],
             json.dumps(row["deliveries"]),
             json.dumps(row["reports"]),
         )
