@@ -32,6 +32,8 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
+from digest.texts import unicode_text
+
 _BLOCK_TAG = re.compile(r"(\{%.*?%\})", re.S)
 _COMMENTED_TAG = re.compile(r"<!--(\{%.*?%\})-->", re.S)
 MAX_AUTHORS = 3
@@ -145,16 +147,17 @@ def safe_url(url: str | None) -> str | None:
 
 
 def paper_view(paper: Any, *, max_tldr_chars: int) -> PaperView:
-    """A PaperView from a stored Paper (or anything with the same attributes)."""
+    """A PaperView from a stored Paper (or anything with the same attributes); its TeX is
+    shown as Unicode (texts.py), converted here, once per paper per edition."""
     arxiv_id = getattr(paper, "arxiv_id", None)
     url = safe_url(paper.url) or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")
     pdf = safe_url(paper.pdf_url) or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else None)
     return PaperView(
         key=paper.key,
-        title=paper.title,
+        title=unicode_text(paper.title),
         url=url,
-        authors_line=authors_line(paper.authors or []),
-        tldr=tldr(paper.abstract, paper.ai_summary, max_chars=max_tldr_chars),
+        authors_line=authors_line([unicode_text(a) for a in paper.authors or []]),
+        tldr=tldr(unicode_text(paper.abstract), paper.ai_summary, max_chars=max_tldr_chars),
         categories=tuple((paper.categories or [])[:4]),
         pdf_url=pdf,
         code_url=safe_url(paper.code_url),

@@ -29,6 +29,7 @@ from digest.models import Consent, Feedback, Paper, Subscriber, utcnow
 from digest.render import build_message
 from digest.store import subscribers as subscriber_store
 from digest.store import web as web_store
+from digest.texts import unicode_text
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +458,7 @@ def ratings(services: Services, subscriber_id: int) -> list[Rating]:
         return [
             Rating(
                 r.paper_key,
-                papers[r.paper_key].title if r.paper_key in papers else r.paper_key,
+                unicode_text(papers[r.paper_key].title) if r.paper_key in papers else r.paper_key,
                 papers[r.paper_key].url if r.paper_key in papers else None,
                 r.value,
             )

@@ -19,6 +19,7 @@ from digest.models import Edition, Subscriber, utcnow
 from digest.render import safe_url
 from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
+from digest.texts import unicode_text
 from digest.web import links
 from digest.web.security import PageError, verify_csrf
 from digest.web.views import form_data, page, render, state
@@ -36,7 +37,7 @@ def _paper_title(request: Request, key: str) -> tuple[str, str | None]:
         paper = paper_store.get_paper(session, key)
     if paper is None:
         return key, None
-    return paper.title, paper.url
+    return unicode_text(paper.title), paper.url
 
 
 def _path(token: str, position: str | None, vote: str | None) -> str:
@@ -171,10 +172,10 @@ def feed(request: Request, token: str) -> Response:
         built=utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000"),
         items=[
             {
-                "title": p.title,
+                "title": unicode_text(p.title),
                 "link": safe_url(p.url) or _arxiv(p.arxiv_id) or base,
                 "guid": p.key,
-                "summary": p.ai_summary or p.abstract,
+                "summary": p.ai_summary or unicode_text(p.abstract),
             }
             for p in papers
         ],
