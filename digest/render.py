@@ -32,11 +32,20 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
-from digest.texts import unicode_text
+from digest import subjects
+
+# Paper views live in their own module; re-exported for the callers that import them here.
+from digest.paper_views import (  # noqa: F401
+    MAX_AUTHORS,
+    PaperView,
+    authors_line,
+    paper_view,
+    safe_url,
+    tldr,
+)
 
 _BLOCK_TAG = re.compile(r"(\{%.*?%\})", re.S)
 _COMMENTED_TAG = re.compile(r"<!--(\{%.*?%\})-->", re.S)
-MAX_AUTHORS = 3
 
 
 class InliningLoader(BaseLoader):
@@ -83,86 +92,6 @@ def make_environment(templates_dir: Path) -> Environment:
         ),
         undefined=StrictUndefined,
         auto_reload=False,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PaperView:
-    """What an email shows of one paper; built once per edition."""
-
-    key: str
-    title: str
-    url: str
-    authors_line: str
-    tldr: str
-    categories: tuple[str, ...] = ()
-    pdf_url: str | None = None
-    code_url: str | None = None
-    upvotes: int | None = None
-    github_stars: int | None = None
-
-    @property
-    def meta(self) -> str:
-        """Authors, categories, upvotes and stars, whichever are known, on one line."""
-        parts = [self.authors_line, ", ".join(self.categories)]
-        if self.upvotes:
-            parts.append(f"▲ {self.upvotes} upvote{'s' if self.upvotes != 1 else ''}")
-        if self.github_stars:
-            parts.append(
-                f"★ {self.github_stars} GitHub star{'s' if self.github_stars != 1 else ''}"
-            )
-        return " · ".join(part for part in parts if part)
-
-
-def authors_line(authors: Sequence[str]) -> str:
-    if not authors:
-        return ""
-    if len(authors) <= MAX_AUTHORS:
-        return ", ".join(authors)
-    return ", ".join(authors[:MAX_AUTHORS]) + " et al."
-
-
-def tldr(abstract: str, ai_summary: str | None, *, max_chars: int) -> str:
-    """The source's AI summary if any, else the abstract's first sentences cut on a word."""
-    text = (ai_summary or abstract or "").strip()
-    if len(text) <= max_chars:
-        return text
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    out = ""
-    for sentence in sentences:
-        if len(out) + len(sentence) + 1 > max_chars:
-            break
-        out = f"{out} {sentence}".strip()
-    if out:
-        return out
-    cut = text[:max_chars].rsplit(" ", 1)[0]
-    return cut.rstrip(",;:") + "…"
-
-
-def safe_url(url: str | None) -> str | None:
-    """Only http(s) links reach an email; javascript:, data: and the rest are dropped."""
-    if not url:
-        return None
-    return url if re.match(r"^https?://[^\s<>\"']+$", url) else None
-
-
-def paper_view(paper: Any, *, max_tldr_chars: int) -> PaperView:
-    """A PaperView from a stored Paper (or anything with the same attributes); its TeX is
-    shown as Unicode (texts.py), converted here, once per paper per edition."""
-    arxiv_id = getattr(paper, "arxiv_id", None)
-    url = safe_url(paper.url) or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")
-    pdf = safe_url(paper.pdf_url) or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else None)
-    return PaperView(
-        key=paper.key,
-        title=unicode_text(paper.title),
-        url=url,
-        authors_line=authors_line([unicode_text(a) for a in paper.authors or []]),
-        tldr=tldr(unicode_text(paper.abstract), paper.ai_summary, max_chars=max_tldr_chars),
-        categories=tuple((paper.categories or [])[:4]),
-        pdf_url=pdf,
-        code_url=safe_url(paper.code_url),
-        upvotes=paper.upvotes,
-        github_stars=paper.github_stars,
     )
 
 
@@ -444,13 +373,8 @@ class EditionRenderer:
     ) -> RenderedDigest:
         matched = sum(1 for i in items if i.section == "For you")
         count = len(items)
-        headline = (
-            f"{matched} new paper{'s' if matched != 1 else ''} for you"
-            if matched
-            else f"{count} trending paper{'s' if count != 1 else ''} today"
-        )
-        subject = f"{'[TEST] ' if is_test else ''}Trending papers, {self.edition_date:%d %b %Y}: "
-        subject += f"{count} paper{'s' if count != 1 else ''}"
+        headline = subjects.headline(count, matched)
+        subject = subjects.subject(count, items[0].paper.title if items else "", is_test=is_test)
         titles: list[str] = []
         html_sections: list[list[bytes]] = []
         text_sections: list[list[bytes]] = []
