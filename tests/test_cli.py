@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -137,7 +138,8 @@ def test_send_test_goes_out_marked_and_outside_the_ledger(env, smtp_sink: SmtpSi
 
     assert result.exit_code == 0, result.output
     [message] = smtp_sink.messages
-    parsed = message_from_bytes(message.data)
+    # Decoded: subjects now carry the top paper's title, often non-ASCII (issue 15).
+    parsed = message_from_bytes(message.data, policy=email.policy.default)
     assert parsed["Subject"].startswith("[TEST]")
     assert parsed["X-Digest-Test"] == "yes"
     assert stats["editions"] == []
