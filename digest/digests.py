@@ -191,21 +191,30 @@ def render_for(
     *,
     is_test: bool = False,
     wanted: int | None = None,
+    delivery_id: int | None = None,
 ) -> tuple[RenderedDigest, list[str], DigestLinks]:
-    """One subscriber's digest from their composed picks; returns it with the keys it contains."""
+    """One subscriber's digest from their composed picks; returns it with the keys it contains.
+
+    A digest with a ledger row gets short rating links (`/r/<token>/3u`): the token names only
+    the row, whose stored picks the server resolves. Test sends and previews, which have no
+    row, carry one token naming the digest's papers (`/f/...`), as every digest once did.
+    """
     settings = services.settings
     base = settings.web.base_url.rstrip("/")
     keys = [p.id for p in picks]
-    # One signed token per digest names its papers; each vote link adds the paper's position,
-    # so a digest costs one signature instead of two per paper.
-    feedback = services.tokens.dumps("feedback", [subscriber.id, context.edition.id or 0, keys])
+    if delivery_id:
+        rate = f"{base}/r/{services.tokens.short('rate', delivery_id)}/"
+        votes = [(f"{rate}{n}u", f"{rate}{n}d") for n in range(1, len(picks) + 1)]
+    else:
+        feedback = services.tokens.dumps("feedback", [subscriber.id, context.edition.id or 0, keys])
+        votes = [
+            (f"{base}/f/{feedback}/{n}/up", f"{base}/f/{feedback}/{n}/down")
+            for n in range(len(picks))
+        ]
     items = []
-    for position, pick in enumerate(picks):
-        vote = f"{base}/f/{feedback}/{position}"
+    for pick, (up, down) in zip(picks, votes, strict=True):
         section = "Trending" if pick.kind == "trending" else "For you"
-        items.append(
-            DigestItem(context.views[pick.id], pick.why, f"{vote}/up", f"{vote}/down", section)
-        )
+        items.append(DigestItem(context.views[pick.id], pick.why, up, down, section))
     matched = sum(1 for p in picks if p.kind != "trending")
     has_profile = bool(profile.interests.strip() or profile.like or profile.categories)
     shortfall = ""
@@ -234,6 +243,8 @@ def replay_digest(
     edition: Edition,
     subscriber: Subscriber,
     shown: Sequence[Mapping[str, str]],
+    *,
+    delivery_id: int | None = None,
 ) -> RenderedDigest:
     """The digest exactly as it was sent (stored picks), rendered again for the browser."""
     settings = services.settings
@@ -261,7 +272,9 @@ def replay_digest(
         if p["id"] in views
     ]
     profile = ranking.Profile(user=str(subscriber.id), interests=subscriber.interests)
-    digest, _, _ = render_for(services, context, subscriber, picks, profile)
+    digest, _, _ = render_for(
+        services, context, subscriber, picks, profile, delivery_id=delivery_id
+    )
     return digest
 
 
@@ -289,9 +302,11 @@ def digests_for(
     subscribers: Sequence[Subscriber],
     *,
     is_test: bool = False,
+    delivery_ids: Sequence[int] | None = None,
 ) -> list[tuple[RenderedDigest, list[str], DigestLinks]]:
     """Rank all these subscribers at once, each within their own window, then render each one's
-    digest. A digest with no picks means the subscriber's window holds nothing new."""
+    digest. A digest with no picks means the subscriber's window holds nothing new.
+    `delivery_ids`: each digest's ledger row, for its short rating links."""
     profiles = profiles_for(session, subscribers, context=context)
     settings = services.settings
     wanted = [windows.papers_wanted(s, settings) for s in subscribers]
@@ -313,9 +328,14 @@ def digests_for(
             compose_row(result, i, top_n=wanted[i], min_relevance=floor)
             for i in range(len(subscribers))
         ]
+    rows_ids = list(delivery_ids) if delivery_ids is not None else [None] * len(subscribers)
     return [
-        render_for(services, context, s, picks, profile, is_test=is_test, wanted=top_n)
-        for s, picks, profile, top_n in zip(subscribers, rows, profiles, wanted, strict=True)
+        render_for(
+            services, context, s, picks, profile, is_test=is_test, wanted=top_n, delivery_id=row
+        )
+        for s, picks, profile, top_n, row in zip(
+            subscribers, rows, profiles, wanted, rows_ids, strict=True
+        )
     ]
 
 

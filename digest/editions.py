@@ -388,7 +388,13 @@ def _jobs(
     if not live:
         return [], []
     settings = services.settings
-    digests = digests_for(services, session, context, [s for _, s in live])
+    digests = digests_for(
+        services,
+        session,
+        context,
+        [s for _, s in live],
+        delivery_ids=[d.id for d, _ in live],
+    )
     jobs: list[_Job] = []
     empty: list[Delivery] = []
     for (delivery, subscriber), (digest, keys, links) in zip(live, digests, strict=True):

@@ -81,6 +81,16 @@ def feedback_link(
     return sid, key, value, edition
 
 
+def rate_link(services: Services, token: str, clock: Callable[[], float]) -> int:
+    """The delivery id a short rating link names."""
+    try:
+        return services.tokens.short_loads("rate", token, now_s=clock())
+    except TokenError as exc:
+        raise PageError(
+            410 if exc.expired else 400, "link_expired" if exc.expired else "invalid_link"
+        ) from exc
+
+
 def view_link(services: Services, token: str, clock: Callable[[], float]) -> tuple[int, int]:
     payload = _load(services, "view", token, clock())
     if not (isinstance(payload, list) and len(payload) == 2):
