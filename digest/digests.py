@@ -179,6 +179,7 @@ def _links(services: Services, subscriber: Subscriber, edition: Edition) -> Dige
         manage=f"{base}/manage/{tokens.dumps('manage', subscriber.id)}",
         unsubscribe=f"{base}/u/{tokens.dumps('unsubscribe', subscriber.id)}",
         view=f"{base}/view/{tokens.dumps('view', [subscriber.id, edition.id])}",
+        archive=f"{base}/archive/{tokens.dumps('view', ['archive', subscriber.id])}",
     )
 
 

@@ -111,6 +111,7 @@ class DigestLinks:
     manage: str
     unsubscribe: str
     view: str
+    archive: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,16 @@ def _slot(name: str) -> str:
 
 _SLOT = re.compile("\x00([a-z0-9_]+)\x00")
 _ITEM_SLOTS = {name: Markup(_slot(name)) for name in ("why", "up_url", "down_url", "number")}
-_LAYOUT_SLOTS = ("subject", "headline", "interests", "shortfall", "manage", "unsubscribe", "view")
+_LAYOUT_SLOTS = (
+    "subject",
+    "headline",
+    "interests",
+    "shortfall",
+    "manage",
+    "unsubscribe",
+    "view",
+    "archive",
+)
 # Slots whose values recur from reader to reader (an item's position, the reason it was
 # picked), so the encoding of lines holding only them is kept, for up to _MEMO_SIZE values.
 _RECURRING = frozenset({"number", "why"})
@@ -346,7 +356,9 @@ class EditionRenderer:
                 "headline": slots["headline"],
                 "interests": slots["interests"] if has_interests else "",
                 "shortfall": slots["shortfall"] if has_shortfall else "",
-                "links": DigestLinks(slots["manage"], slots["unsubscribe"], slots["view"]),
+                "links": DigestLinks(
+                    *(slots[n] for n in ("manage", "unsubscribe", "view", "archive"))
+                ),
                 "postal_address": self.postal_address,
                 "is_test": is_test,
             }
@@ -413,6 +425,7 @@ class EditionRenderer:
             "manage": links.manage.encode("utf-8"),
             "unsubscribe": links.unsubscribe.encode("utf-8"),
             "view": links.view.encode("utf-8"),
+            "archive": links.archive.encode("utf-8"),
         }
         # Every value below is escaped here, and every fragment came from an autoescaped
         # template: the joined page is safe HTML by construction.
@@ -424,6 +437,7 @@ class EditionRenderer:
             "manage": _escaped(links.manage, text_values["manage"]),
             "unsubscribe": _escaped(links.unsubscribe, text_values["unsubscribe"]),
             "view": _escaped(links.view, text_values["view"]),
+            "archive": _escaped(links.archive, text_values["archive"]),
         }
         qp_blocks: dict[str, bytes] = {}
         for n, (html_items, text_items, qp_items) in enumerate(

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import re
+from datetime import UTC, date, datetime
 from xml.etree import ElementTree
 
 import pytest
@@ -200,9 +201,30 @@ def test_view_in_browser_and_rss_feed(web, services) -> None:
     assert "Efficient LLM inference with speculative decoding" in view.text
     assert "script-src" not in view.headers["content-security-policy"]
 
+    from digest.models import Delivery, Edition
     from digest.web.links import feed_token
 
-    feed = web.client.get(f"/feed/{feed_token(services, sid)}.xml")
+    # The feed lists what the emails showed (issue 15): nothing before a digest was sent.
+    path = f"/feed/{feed_token(services, sid)}.xml"
+    titles = [t.text for t in ElementTree.fromstring(web.client.get(path).content).iter("title")]
+    assert "Efficient LLM inference with speculative decoding" not in titles
+    with Session(services.engine) as session:
+        edition = Edition(edition_date=date(2026, 11, 24), status="done")
+        session.add(edition)
+        session.flush()
+        picks = [{"id": "2611.00002", "why": "matches llm inference", "kind": "match"}]
+        session.add(
+            Delivery(
+                edition_id=edition.id,
+                subscriber_id=sid,
+                state="sent",
+                sent_at=datetime(2026, 11, 24, 7, tzinfo=UTC),
+                paper_keys=["2611.00002"],
+                picks=picks,
+            )
+        )
+        session.commit()
+    feed = web.client.get(path)
     assert feed.status_code == 200 and feed.headers["content-type"].startswith(
         "application/rss+xml"
     )

@@ -12,6 +12,17 @@ def delivery(session: Session, delivery_id: int) -> Delivery | None:
     return session.get(Delivery, delivery_id)
 
 
+def sent_row(session: Session, *, edition_id: int, subscriber_id: int) -> Delivery | None:
+    """This subscriber's delivered digest of that edition, if one was sent."""
+    return session.exec(
+        select(Delivery).where(
+            Delivery.edition_id == edition_id,
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.state == "sent",
+        )
+    ).first()
+
+
 def shown_keys(row: Delivery) -> list[str]:
     """The papers a delivered digest showed, in its order."""
     return [p["id"] for p in row.picks or []] or list(row.paper_keys or [])

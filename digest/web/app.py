@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from digest.bootstrap import Services
-from digest.web import feedback, pages, rating, subscription
+from digest.web import archive, feedback, pages, rating, subscription
 from digest.web.jobs import JobQueue
 from digest.web.security import PageError, SecurityMiddleware, is_https
 from digest.web.views import WebState, page, render
@@ -60,6 +60,7 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     app.include_router(subscription.router)
     app.include_router(feedback.router)
     app.include_router(rating.router)
+    app.include_router(archive.router)
     static_dir = services.settings.templates_dir / "web" / "static"
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
     app.add_middleware(

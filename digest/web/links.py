@@ -105,6 +105,20 @@ def feed_token(services: Services, subscriber_id: int) -> str:
     return services.tokens.dumps("view", ["feed", subscriber_id])
 
 
+def archive_token(services: Services, subscriber_id: int) -> str:
+    """A long-lived link to the subscriber's archive of past digests (a view token)."""
+    return services.tokens.dumps("view", ["archive", subscriber_id])
+
+
+def archive_link(services: Services, token: str, clock: Callable[[], float]) -> int:
+    payload = _load(services, "view", token, clock())
+    if not (isinstance(payload, list) and len(payload) == 2 and payload[0] == "archive"):
+        raise PageError(400, "invalid_link")
+    if not _is_int(payload[1]):
+        raise PageError(400, "invalid_link")
+    return payload[1]
+
+
 def feed_link(services: Services, token: str, clock: Callable[[], float]) -> int:
     payload = _load(services, "view", token, clock())
     if not (isinstance(payload, list) and len(payload) == 2 and payload[0] == "feed"):
