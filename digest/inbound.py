@@ -267,6 +267,7 @@ def _preferences(subscriber: Subscriber, interests: str) -> subscriptions.Prefer
         frequency=subscriber.frequency,
         weekly_day=subscriber.weekly_day,
         trending_weight=subscriber.trending_weight,
+        nothing_new_note=subscriber.nothing_new_note,
     )
 
 

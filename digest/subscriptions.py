@@ -53,6 +53,8 @@ class Preferences:
     frequency: str = "daily"
     weekly_day: int = 0
     trending_weight: float | None = None
+    # A short "nothing new today" note on days with nothing new, instead of no mail.
+    nothing_new_note: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def _apply(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.frequency = prefs.frequency
     subscriber.weekly_day = prefs.weekly_day
     subscriber.trending_weight = prefs.trending_weight
+    subscriber.nothing_new_note = prefs.nothing_new_note
 
 
 def _may_send_confirmation(services: Services, email: str, now: datetime) -> bool:

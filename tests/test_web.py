@@ -287,3 +287,18 @@ def test_unknown_paths_get_the_html_404(web) -> None:
 
 def test_suppression_hash_matches_store(services) -> None:
     assert len(email_hash("a@example.com")) == 64
+
+
+def test_the_nothing_new_note_is_a_choice_on_the_manage_page_off_by_default(web, services):
+    sid = _active(services)
+    path = f"/manage/{services.tokens.dumps('manage', sid)}"
+    page = web.client.get(path)
+    assert 'name="nothing_new_note"' in page.text
+    assert not _subscriber(services, "reader@example.com").nothing_new_note
+
+    fields = dict(interests="graph networks", timezone="UTC", delivery_hour="7", frequency="daily")
+    web.post_form(path, nothing_new_note="on", **fields)
+    assert _subscriber(services, "reader@example.com").nothing_new_note
+    assert re.search(r'name="nothing_new_note" value="on" checked', web.client.get(path).text)
+    web.post_form(path, **fields)  # an unticked box is not sent
+    assert not _subscriber(services, "reader@example.com").nothing_new_note
