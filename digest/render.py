@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from operator import itemgetter
@@ -33,6 +32,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from digest import subjects
+from digest.headers import encoded_words
 
 # Paper views live in their own module; re-exported for the callers that import them here.
 from digest.paper_views import (  # noqa: F401
@@ -503,7 +503,7 @@ def _header_text(value: str) -> str:
         raise ValueError("header value contains a line break")
     if value.isascii():
         return value
-    return Header(value, "utf-8").encode()
+    return encoded_words(value)
 
 
 # A bare dot-atom address, which parseaddr and formataddr hand back unchanged (tested); every

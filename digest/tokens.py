@@ -69,6 +69,7 @@ class Tokens:
         self._serializers: dict[str, URLSafeTimedSerializer] = {}
         self._minters: dict[str, hmac.HMAC] = {}
         self._stamp: tuple[int, bytes] = (-1, b"")
+        self._short_keys: dict[tuple[str, str], hmac.HMAC] = {}
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         serializer = self._serializers.get(purpose)
@@ -106,9 +107,13 @@ class Tokens:
         return (value + b"." + base64_encode(mac.digest())).decode("ascii")
 
     def _short_mac(self, secret: str, purpose: str, body: str) -> str:
-        key = hashlib.sha256(f"digest.short.{purpose}\x00{secret}".encode()).digest()
-        mac = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()[:SHORT_MAC_BYTES]
-        return base64.urlsafe_b64encode(mac).decode("ascii")
+        keyed = self._short_keys.get((secret, purpose))
+        if keyed is None:
+            key = hashlib.sha256(f"digest.short.{purpose}\x00{secret}".encode()).digest()
+            keyed = self._short_keys[(secret, purpose)] = hmac.new(key, digestmod=hashlib.sha256)
+        mac = keyed.copy()
+        mac.update(body.encode("ascii"))
+        return base64.urlsafe_b64encode(mac.digest()[:SHORT_MAC_BYTES]).decode("ascii")
 
     def short(self, purpose: str, number: int, *, now_s: float | None = None) -> str:
         """A short signed, expiring token for a row id: "<id>.<day>.<mac>", ~26 characters

@@ -145,3 +145,29 @@ def test_dark_mode_footer_links_and_dividers_are_readable(
     # Dividers are decoration: visible, not text (WCAG 1.4.11 asks 3:1 of UI parts).
     assert _contrast(_rgb(colours["divider"]), frame) >= 1.5, colours
     assert _contrast(_rgb(colours["footerDivider"]), frame) >= 1.5, colours
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "10 new for you: Optical Schrödinger cat states generation using cubic phase resource, …",
+        "3 new for you: " + "é" * 90 + ", …",
+        "1 new for you: 😀 " * 6,
+        "2 new for you: Hajdušek – α-stable laws, …",
+    ],
+)
+def test_non_ascii_subjects_are_encoded_words_that_parse_back(subject: str) -> None:
+    from digest.render import build_message
+
+    raw = build_message(
+        sender="Digest <d@example.com>",
+        to="ada@example.com",
+        subject=subject,
+        text="x",
+        html=None,
+        message_id="<m@example.com>",
+        date=NOW,
+    )
+    head = raw[: raw.index(b"\r\n\r\n")]
+    assert head.isascii() and max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert email.message_from_bytes(raw, policy=email.policy.default)["Subject"] == subject
