@@ -84,8 +84,16 @@ def edition_context(
     paper a subscriber has seeded or rated, so profiles find them without another query.
     """
     settings = services.settings
-    # Every paper any subscriber's window may hold; each digest is cut to its own window.
-    since = now - timedelta(days=windows.pool_days(settings))
+    # Every paper the windows of the subscribers still waiting may hold (each digest is then
+    # cut to its own window): about a day's papers when everyone had yesterday's digest.
+    since = window_store.earliest_open_window(
+        session,
+        edition.id,
+        now=now,
+        first_days=settings.ranking.candidate_days,
+        weekly_first_days=7,
+        max_days=settings.calendar.max_window_days,
+    ) or now - timedelta(days=windows.pool_days(settings))
     papers = paper_store.recent_papers(session, since=since)
     likes = subscriber_store.like_counts(session, [p.key for p in papers])
     candidates = [to_candidate(p, liked_by=likes.get(p.key, 0)) for p in papers]

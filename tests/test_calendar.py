@@ -286,3 +286,28 @@ def test_send_says_in_one_line_that_the_edition_is_held(tmp_path: Path, smtp_sin
     assert line.startswith("Sent nothing: the ") and "every source failed" in line
     with Session(make_engine(database_url)) as session:
         assert session.exec(select(Subscriber)).one().email == "ada@example.com"
+
+
+def test_an_edition_reads_only_the_papers_its_waiting_windows_hold(
+    services: Services, smtp_sink: SmtpSink
+) -> None:
+    from digest.digests import edition_context
+
+    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
+    _subscribe(services, "ada@example.com", "quantum")
+    _send(services, FRIDAY)
+    saturday = FRIDAY + DAY
+    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=saturday - DAY / 4)
+    hour = services.settings.scheduler.edition_hour
+    edition, _ = plan_edition(
+        services, now=saturday, edition_date=timetable.edition_date_at(saturday, hour)
+    )
+
+    with Session(services.engine) as session:
+        context = edition_context(services, session, edition, now=saturday)
+    seen = _first_seen(services)
+
+    # Friday's 81 papers were Ada's to get on Friday: the edition does not even read them.
+    assert context.candidates
+    assert all(seen[c.id] >= FRIDAY for c in context.candidates)
+    assert len(context.candidates) < len(seen)

@@ -120,3 +120,62 @@ def reasons(session: Session, edition_id: int) -> dict[str, int]:
         .group_by(Delivery.reason)
     )
     return {reason: count for reason, count in rows if reason}
+
+
+def earliest_open_window(
+    session: Session,
+    edition_id: int | None,
+    *,
+    now: datetime,
+    first_days: float,
+    weekly_first_days: float,
+    max_days: float,
+) -> datetime | None:
+    """The earliest window start among the subscribers this edition still has to send to
+    (open rows), so the edition reads only the papers some window holds; None when it has no
+    open row (previews, a finished edition): then the caller reads the widest window."""
+    from datetime import timedelta
+
+    from digest.models import Subscriber
+
+    if not edition_id:
+        return None
+    waiting = (
+        select(Delivery.subscriber_id)
+        .where(
+            Delivery.edition_id == edition_id,
+            col(Delivery.state).in_(("pending", "deferred", "claimed")),
+        )
+        .scalar_subquery()
+    )
+    previous = (
+        select(
+            Delivery.subscriber_id.label("subscriber_id"),
+            func.max(func.coalesce(Delivery.window_end, Delivery.sent_at)).label("end"),
+        )
+        .where(
+            col(Delivery.subscriber_id).in_(waiting),
+            Delivery.edition_id != edition_id,
+            Delivery.state == "sent",
+            col(Delivery.reason).is_(None),
+        )
+        .group_by(Delivery.subscriber_id)
+        .subquery()
+    )
+    earliest = session.exec(select(func.min(previous.c.end))).one()
+    firsts = session.exec(
+        select(Subscriber.frequency, func.count())
+        .where(
+            col(Subscriber.id).in_(waiting),
+            col(Subscriber.id).not_in(select(previous.c.subscriber_id)),
+        )
+        .group_by(Subscriber.frequency)
+    ).all()
+    starts = [earliest] if earliest is not None else []
+    for frequency, count in firsts:
+        if count:
+            days = weekly_first_days if frequency == "weekly" else first_days
+            starts.append(now - timedelta(days=days))
+    if not starts:
+        return None
+    return max(min(starts), now - timedelta(days=max_days))
