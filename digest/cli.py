@@ -427,6 +427,12 @@ def preview(
         digest = preview_digest(state(ctx).services, email=email)
     except LookupError as exc:
         fail(str(exc))
+    if not digest.picks:
+        Console().print(
+            f"Nothing new for {email} since their last digest: no email would be sent today.",
+            highlight=False,
+        )
+        return
     if open_ and out is None:
         import tempfile
 

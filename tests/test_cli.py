@@ -158,6 +158,17 @@ def test_preview_writes_html_and_sends_nothing(env, smtp_sink: SmtpSink, tmp_pat
     assert smtp_sink.messages == []
 
 
+def test_preview_says_when_nothing_new_would_be_sent(env, smtp_sink: SmtpSink) -> None:
+    run(env, "init")
+    run(env, "subscribers", "add", "ada@example.com", "--interests", "video", "--confirmed")
+
+    result = run(env, "preview", "ada@example.com")
+
+    assert result.exit_code == 0, result.output
+    assert "Nothing new for ada@example.com" in result.stdout
+    assert smtp_sink.messages == []
+
+
 def test_preview_of_an_unknown_subscriber_fails_cleanly(env) -> None:
     run(env, "init")
 
