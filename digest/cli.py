@@ -202,10 +202,18 @@ def db_current(ctx: typer.Context) -> None:
 def send(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and count, send nothing."),
-    due_only: bool = typer.Option(False, "--due-only", help="Only subscribers whose hour came."),
+    due_only: bool = typer.Option(
+        True,
+        "--due-only/--all-now",
+        help="Only subscribers whose local hour and day have come (the default, as the worker "
+        "sends), or everyone who has not had today's edition, now.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
-    """Send today's edition to every active subscriber who has not had it.
+    """Send today's edition to the subscribers due now (or everyone with --all-now).
+
+    A subscriber whose window holds nothing new since their last digest gets no email;
+    the last line says what was done, or why nothing was sent.
 
     \b
     Refuses to start in production mode while a setting still holds a shipped example value
@@ -214,11 +222,13 @@ def send(
     \b
     Examples:
         digest send --dry-run
+        digest send --all-now
         digest send --json
     """
-    from digest.commands.output import print_record
+    from digest.commands.output import console, print_record
     from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
+    from digest.send_summary import summary_line
 
     st = state(ctx)
     if not dry_run:
@@ -231,6 +241,13 @@ def send(
         report = asyncio.run(send_edition(st.services, edition, now=now, dry_run=True))
     else:
         report = _send_with_progress(st.services, edition, now)
+    line = summary_line(
+        report,
+        edition_date=edition.edition_date,
+        planned=planned,
+        due_only=due_only,
+        dry_run=dry_run,
+    )
     outcome = {
         "edition": str(edition.edition_date),
         "planned": planned if not dry_run else report.planned,
@@ -242,11 +259,16 @@ def send(
         "seconds": round(report.seconds, 1),
         "messages_per_s": round(report.rate, 1),
         "dry_run": dry_run,
+        "summary": line,
     }
     if as_json:
         _print_json(outcome)
     else:
-        print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k != "dry_run"])
+        # The record holds the counts; the summary follows as the last line, in words.
+        shown = ("dry_run", "summary")
+        print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k not in shown])
+        out = console()
+        out.print(line, markup=False, soft_wrap=not out.is_terminal)
     if report.paused:
         fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
@@ -303,6 +325,12 @@ def preview(
         digest = preview_digest(state(ctx).services, email=email)
     except LookupError as exc:
         fail(str(exc))
+    if not digest.picks:
+        Console().print(
+            f"Nothing new for {email} since their last digest: no email would be sent today.",
+            highlight=False,
+        )
+        return
     if open_ and out is None:
         import tempfile
 

@@ -49,6 +49,7 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
             {
                 "date": e.edition_date,
                 "status": e.status,
+                "note": e.note,
                 "deliveries": ledger.state_counts(session, e.id),
             }
             for e in recent

@@ -156,6 +156,13 @@ class DeliverySettings(_Section):
     default_timezone: str = "UTC"
 
 
+class CalendarSettings(_Section):
+    """Which papers a digest covers: everything since the subscriber's previous digest."""
+
+    max_window_days: int = Field(8, ge=1, le=60)
+    weekly_papers_per_digest: int = Field(20, ge=1, le=50)
+
+
 class SchedulerSettings(_Section):
     """The worker's timetable (UTC cron expressions) and its deadlines."""
 
@@ -192,6 +199,7 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
+    calendar: CalendarSettings = CalendarSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     inbound: InboundSettings = InboundSettings()
     sources: tuple[SourceSettings, ...] = ()

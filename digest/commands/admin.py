@@ -20,7 +20,7 @@ from rich.console import Console
 
 from digest.commands.output import Col, counts, minute, print_record, print_table
 from digest.commands.readable import DigestTyper
-from digest.commands.stats import DELIVERY_ORDER
+from digest.commands.stats import DELIVERY_ORDER, edition_status
 
 editions_app = DigestTyper(
     help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
@@ -304,7 +304,7 @@ def editions_list(
         [
             Col("id", numeric=True),
             Col("date"),
-            Col("status"),
+            Col("status", text=True),
             Col("deliveries", text=True),
             Col("bounces/complaints", text=True),
         ],
@@ -312,7 +312,7 @@ def editions_list(
             (
                 row["id"],
                 row["date"],
-                row["status"],
+                edition_status(row),
                 counts(row["deliveries"], DELIVERY_ORDER),
                 counts(row["reports"]),
             )

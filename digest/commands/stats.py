@@ -43,8 +43,14 @@ def print_stats(data: dict[str, Any]) -> None:
     out.print()
     out.print("Editions")
     print_table(
-        [Col("edition"), Col("status"), Col("deliveries", text=True)],
-        [(str(e["date"]), e["status"], counts(e["deliveries"], DELIVERY_ORDER))
+        [Col("edition"), Col("status", text=True), Col("deliveries", text=True)],
+        [(str(e["date"]), edition_status(e), counts(e["deliveries"], DELIVERY_ORDER))
          for e in data["editions"]],
         out=out,
     )  # fmt: skip
+
+
+def edition_status(edition: dict[str, Any]) -> str:
+    """The status, with the reason when there is one (a held edition says why it is held)."""
+    note = edition.get("note")
+    return f"{edition['status']}: {note}" if note else edition["status"]

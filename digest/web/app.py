@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from digest.bootstrap import Services
-from digest.web import feedback, landing, pages, subscription
+from digest.web import archive, feedback, landing, pages, rating, subscription
 from digest.web.jobs import JobQueue
 from digest.web.security import PageError, SecurityMiddleware, is_https
 from digest.web.views import WebState, page, render
@@ -73,6 +73,8 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     app.include_router(pages.router)
     app.include_router(subscription.router)
     app.include_router(feedback.router)
+    app.include_router(rating.router)
+    app.include_router(archive.router)
     static_dir = services.settings.templates_dir / "web" / "static"
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
     app.add_middleware(

@@ -161,6 +161,7 @@ def parse_preferences(form: Mapping[str, Any], *, default_hour: int = 7) -> Pref
         frequency=frequency,
         weekly_day=values["weekly_day"],
         trending_weight=values["trending"],
+        nothing_new_note=_field(form, "nothing_new_note") in ("on", "1", "yes"),
     )
 
 

@@ -16,6 +16,7 @@ from digest.models import Edition, FeedState, Paper, utcnow
 from digest.render import safe_url, tldr
 from digest.store import papers as paper_store
 from digest.subscriptions import RequestMeta, keyed_hash, process_subscription
+from digest.texts import unicode_text
 from digest.web.forms import FormError, parse_subscribe_form, timezones
 from digest.web.security import check_ip_limit, client_ip, verify_csrf
 from digest.web.views import form_data, page, state
@@ -36,10 +37,12 @@ def trending_papers(services: Services) -> list[dict]:
         fallback = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else None
         rows.append(
             {
-                "title": paper.title,
+                "title": unicode_text(paper.title),
                 "url": safe_url(paper.url) or fallback,
                 "upvotes": paper.upvotes,
-                "summary": tldr(paper.abstract, paper.ai_summary, max_chars=SUMMARY_CHARS),
+                "summary": tldr(
+                    unicode_text(paper.abstract), paper.ai_summary, max_chars=SUMMARY_CHARS
+                ),
             }
         )
     return rows

@@ -68,6 +68,7 @@ def _values(subscriber: Subscriber) -> dict[str, str]:
         "frequency": subscriber.frequency if subscriber.frequency != "paused" else "daily",
         "weekly_day": str(subscriber.weekly_day),
         "trending": str(round((weight if weight is not None else 0.25) * 100)),
+        "nothing_new_note": "on" if subscriber.nothing_new_note else "",
     }
 
 
