@@ -94,7 +94,7 @@ def assert_readable_at(output: str, width: int) -> None:
 def test_tables_fit_80_columns_and_never_cut_a_date_or_an_id(env, smtp_sink) -> None:
     fetched = terminal(env, "fetch", "--file", str(HF_DAILY), "--format", "hf-daily")
     run(env, "subscribers", "add", "ada@example.org", "--interests", "agents", "--confirmed")
-    sent = terminal(env, "send")
+    sent = terminal(env, "send", "--all-now")
     papers = terminal(env, "papers", "list")
     editions = terminal(env, "editions", "list")
     stats = terminal(env, "stats")
@@ -158,7 +158,7 @@ def test_stats_speak_in_words_percentages_and_minutes(env) -> None:
     run(env, "subscribers", "add", "ada@example.org", "--interests", "agents", "--confirmed")
     run(env, "subscribers", "add", "bob@example.org", "--confirmed")
     run(env, "subscribers", "remove", "bob@example.org", "--yes")
-    run(env, "send")
+    run(env, "send", "--all-now")
 
     result = piped(env, "stats")
 
