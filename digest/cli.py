@@ -9,7 +9,6 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -199,114 +198,6 @@ def db_current(ctx: typer.Context) -> None:
 
 
 @app.command()
-def send(
-    ctx: typer.Context,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and count, send nothing."),
-    due_only: bool = typer.Option(
-        True,
-        "--due-only/--all-now",
-        help="Only subscribers whose local hour and day have come (the default, as the worker "
-        "sends), or everyone who has not had today's edition, now.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
-) -> None:
-    """Send today's edition to the subscribers due now (or everyone with --all-now).
-
-    A subscriber whose window holds nothing new since their last digest gets no email;
-    the last line says what was done, or why nothing was sent.
-
-    \b
-    Refuses to start in production mode while a setting still holds a shipped example value
-    (example.com addresses, the sample postal address, a base URL on localhost).
-
-    \b
-    Examples:
-        digest send --dry-run
-        digest send --all-now
-        digest send --json
-    """
-    from digest.commands.output import console, print_record
-    from digest.editions import plan_edition, send_edition
-    from digest.models import utcnow
-    from digest.send_summary import summary_line
-
-    st = state(ctx)
-    if not dry_run:
-        refuse_placeholders(st.settings)
-    now = utcnow()
-    edition, planned = plan_edition(
-        st.services, edition_date=now.date(), now=now, due_only=due_only
-    )
-    if dry_run:
-        report = asyncio.run(send_edition(st.services, edition, now=now, dry_run=True))
-    else:
-        report = _send_with_progress(st.services, edition, now)
-    line = summary_line(
-        report,
-        edition_date=edition.edition_date,
-        planned=planned,
-        due_only=due_only,
-        dry_run=dry_run,
-    )
-    outcome = {
-        "edition": str(edition.edition_date),
-        "planned": planned if not dry_run else report.planned,
-        "sent": report.sent,
-        "deferred": report.deferred,
-        "failed": report.failed,
-        "suppressed": report.suppressed,
-        "skipped": report.skipped,
-        "seconds": round(report.seconds, 1),
-        "messages_per_s": round(report.rate, 1),
-        "dry_run": dry_run,
-        "summary": line,
-    }
-    if as_json:
-        _print_json(outcome)
-    else:
-        # The record holds the counts; the summary follows as the last line, in words.
-        shown = ("dry_run", "summary")
-        print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k not in shown])
-        out = console()
-        out.print(line, markup=False, soft_wrap=not out.is_terminal)
-    if report.paused:
-        fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
-    if report.relay_down:
-        fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
-
-
-def refuse_placeholders(settings: Settings) -> None:
-    """Exit with one line if production settings still hold shipped example values."""
-    from digest.placeholders import production_placeholders
-
-    found = production_placeholders(settings)
-    if found:
-        fail(
-            "refusing to send in production mode with placeholder settings ("
-            + ", ".join(p.variable for p in found)
-            + "): `digest doctor` gives the fix for each"
-        )
-
-
-def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    from sqlmodel import Session
-
-    from digest.editions import send_edition
-    from digest.store import deliveries as ledger
-
-    with Session(services.engine) as session:
-        counts = ledger.state_counts(session, edition.id)
-    total = sum(counts.get(state, 0) for state in (*ledger.OPEN_STATES, "claimed"))
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("Sending", total=total)
-        return asyncio.run(
-            send_edition(services, edition, now=now, progress=lambda n: progress.advance(task, n))
-        )
-
-
-@app.command()
 def preview(
     ctx: typer.Context,
     email: str = typer.Argument(..., help="Subscriber whose digest to render."),
@@ -419,6 +310,7 @@ def worker(
     """
     import logging
 
+    from digest.commands.send import refuse_placeholders
     from digest.leases import WorkerLockError
     from digest.scheduler import run_worker
 
@@ -435,11 +327,13 @@ def _register_plugins() -> None:
     from digest.commands import admin as admin_commands
     from digest.commands import fetch as fetch_commands
     from digest.commands import rank as rank_commands
+    from digest.commands import send as send_commands
     from digest.commands import serve as serve_commands
     from digest.commands import subscribers as subscriber_commands
 
     subscriber_commands.register(subscribers_app)
     rank_commands.register(app)
+    send_commands.register(app)
     serve_commands.register(app)
 
     fetch_commands.register(app)
