@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session
 
-from digest import bounces, timetable
+from digest import bounces, edition_states, nothing_new, timetable
 from digest.bootstrap import Services
 from digest.digests import (  # re-exported: the web app and previews build digests through here
     EditionContext,
@@ -33,6 +33,7 @@ from digest.models import Delivery, Edition, Subscriber, Suppression, utcnow
 from digest.render import message_id
 from digest.store import deliveries as ledger
 from digest.store import subscribers as subscriber_store
+from digest.store import windows as window_store
 
 __all__ = [
     "EditionContext",
@@ -60,6 +61,12 @@ class SendReport:
     relay_down: bool = False
     relay_trips: int = 0
     paused: bool = False
+    # Subscribers whose window held nothing new: no digest (a note if they asked for one).
+    nothing_new: int = 0
+    notes: int = 0
+    # The hold note when every source failed and the edition was held.
+    held: str = ""
+    status: str = ""
 
     @property
     def rate(self) -> float:
@@ -94,6 +101,8 @@ def plan_edition(
             session, edition_id=edition.id, subscriber_ids=[s.id for s in subscribers]
         )
         session.commit()
+        if edition.status != "held":
+            edition_states.refresh(session, edition)
         return edition, planned
 
 
@@ -105,6 +114,8 @@ class _Job:
     keys: list[str]
     message_id: str
     picks: list[dict[str, str]]
+    # Set for the short "nothing new" note: recorded as sent with this reason.
+    note: str | None = None
 
 
 class _Run:
@@ -168,6 +179,9 @@ class _Run:
                 picks=job.picks,
             )
             report.sent += 1
+            if job.note:
+                window_store.mark_note_sent(self.session, job.delivery.id, reason=job.note)
+                report.notes += 1
         elif outcome.kind == "deferred" and attempts < settings.delivery.max_attempts:
             retry_at = _retry_at(settings.delivery.backoff_base_s, attempts, now)
             ledger.mark(
@@ -183,15 +197,20 @@ class _Run:
         if self.progress:
             self.progress(1)
 
-    def skip(self, delivery: Delivery) -> None:
-        ledger.mark(
-            self.session,
-            delivery.id,
-            state="skipped",
-            now=self.clock(),
-            worker=self.worker,
-            count_attempt=False,
-        )
+    def skip(self, delivery: Delivery, reason: str | None = None) -> None:
+        if reason:
+            window_store.mark_skipped(
+                self.session, delivery.id, reason=reason, now=self.clock(), worker=self.worker
+            )
+        else:
+            ledger.mark(
+                self.session,
+                delivery.id,
+                state="skipped",
+                now=self.clock(),
+                worker=self.worker,
+                count_attempt=False,
+            )
         self.report.skipped += 1
         if self.progress:
             self.progress(1)
@@ -306,6 +325,10 @@ async def send_edition(
             counts = ledger.state_counts(session, edition.id)
             run.report.planned = sum(counts.get(state, 0) for state in ledger.OPEN_STATES)
             return run.report
+        start, _ = timetable.edition_window(edition.edition_date, settings.scheduler.edition_hour)
+        run.report.held = edition_states.check_hold(session, settings, edition, since=start)
+        if run.report.held:
+            return run.report
         context = edition_context(services, session, edition, now=now)
         while not run.should_stop():
             # A complaint-rate pause (bounces.py) stops the edition until an operator resumes.
@@ -334,14 +357,20 @@ async def send_edition(
                     run.skip(delivery)
                 else:
                     live.append((delivery, subscriber))
-            jobs = _jobs(services, session, context, live, now=clock())
+            jobs, empty = _jobs(services, session, context, live, now=clock())
+            for delivery in empty:
+                run.skip(delivery, nothing_new.REASON)
+                run.report.nothing_new += 1
             await run.send_all(jobs)
             if run.should_stop() or run.breaker.gave_up:
                 run.report.relay_down = run.breaker.gave_up
                 break
         run.release_claims()
     finally:
-        session.close()
+        try:
+            run.report.status = edition_states.refresh(session, edition)
+        finally:
+            session.close()
         run.report.seconds = time.perf_counter() - started
     return run.report
 
@@ -353,23 +382,51 @@ def _jobs(
     live: list[tuple[Delivery, Subscriber]],
     *,
     now: datetime,
-) -> list[_Job]:
-    """Rank and render a claimed batch at once; one message per delivery."""
+) -> tuple[list[_Job], list[Delivery]]:
+    """Rank and render a claimed batch at once: one message per delivery whose window holds
+    something new (or a "nothing new" note for those who asked), and the rows with nothing."""
     if not live:
-        return []
+        return [], []
     settings = services.settings
-    digests = digests_for(services, session, context, [s for _, s in live])
-    jobs = []
+    digests = digests_for(
+        services,
+        session,
+        context,
+        [s for _, s in live],
+        delivery_ids=[d.id for d, _ in live],
+    )
+    jobs: list[_Job] = []
+    empty: list[Delivery] = []
     for (delivery, subscriber), (digest, keys, links) in zip(live, digests, strict=True):
+        if not digest.picks and not subscriber.nothing_new_note:
+            empty.append(delivery)
+            continue
         msg_id = message_id(
             edition_id=context.edition.id,
             subscriber_id=subscriber.id,
             domain=settings.email.message_id_domain,
             secret=settings.secret(),
         )
+        if not digest.picks:
+            raw = nothing_new.compose(
+                services,
+                subscriber=subscriber,
+                links=links,
+                msg_id=msg_id,
+                edition_date=context.edition.edition_date,
+                now=now,
+            )
+            jobs.append(_Job(delivery, subscriber, raw, [], msg_id, [], nothing_new.NOTE_REASON))
+            continue
         raw = compose_message(
             services, subscriber=subscriber, digest=digest, links=links, msg_id=msg_id, now=now
         )
         shown = [{"id": key, "why": why, "kind": kind} for key, why, kind in digest.picks]
         jobs.append(_Job(delivery, subscriber, raw, keys, msg_id, shown))
-    return jobs
+    # The next digest of each of these readers starts where this one's papers were read.
+    window_store.set_window_end(
+        session,
+        [job.delivery.id for job in jobs if not job.note],
+        at=context.now or now,
+    )
+    return jobs, empty

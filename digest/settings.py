@@ -144,6 +144,7 @@ class WebSettings(_Section):
     confirmations_per_hour: int = Field(500, ge=1)
     form_version: str = "2026-11-24"
     mail_workers: int = Field(2, ge=1, le=32)
+    page_cache_s: float = Field(5.0, ge=0)
 
     _split_proxies = field_validator("trusted_proxies", mode="before")(_comma_list)
 
@@ -155,6 +156,13 @@ class DeliverySettings(_Section):
     lease_s: float = Field(600.0, gt=0)
     default_hour: int = Field(7, ge=0, le=23)
     default_timezone: str = "UTC"
+
+
+class CalendarSettings(_Section):
+    """Which papers a digest covers: everything since the subscriber's previous digest."""
+
+    max_window_days: int = Field(8, ge=1, le=60)
+    weekly_papers_per_digest: int = Field(20, ge=1, le=50)
 
 
 class SchedulerSettings(_Section):
@@ -193,6 +201,7 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
+    calendar: CalendarSettings = CalendarSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     inbound: InboundSettings = InboundSettings()
     sources: tuple[SourceSettings, ...] = ()
