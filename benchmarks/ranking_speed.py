@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backend",
         choices=("tfidf", "both", "semantic"),
-        default="tfidf",
+        default="both",
         help="ranking.text_backend; with both/semantic, stored 384-d vectors are stood in for "
         "by seeded random unit vectors (embedding itself is timed in ranking_quality.py)",
     )
@@ -182,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     t0 = time.perf_counter()
+    from digest.ranking.semantic import lsa_dims
+
     model = TextModel.fit(
-        [paper_text(p) for p in window + candidates], keys=[p.id for p in window + candidates]
+        [paper_text(p) for p in window + candidates],
+        keys=[p.id for p in window + candidates],
+        dims=lsa_dims(args.backend),
     )
     fit_s = time.perf_counter() - t0
     print(

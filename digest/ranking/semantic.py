@@ -220,7 +220,8 @@ class Embeddings:
             if self._share_recent:
                 _remember([keys[i] for i in todo], to_bytes(fresh))
             out[todo] = fresh
-        have = [i for i in range(len(texts)) if i not in set(todo)]
+        computed = set(todo)
+        have = [i for i in range(len(texts)) if i not in computed]
         if have:
             out[have] = from_bytes([recent[keys[i]] for i in have])
         return out
