@@ -34,6 +34,8 @@ def env(tmp_path: Path, smtp_sink: SmtpSink) -> dict[str, str]:
         "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'out.db'}",
         "DIGEST_SMTP_HOST": smtp_sink.host,
         "DIGEST_SMTP_PORT": str(smtp_sink.port),
+        # The suite's backend (conftest.py), in the subprocesses as in CliRunner's process.
+        "DIGEST_RANKING__TEXT_BACKEND": "tfidf",
     }
     assert run(environ, "init").exit_code == 0
     return environ
