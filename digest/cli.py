@@ -354,4 +354,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m digest.cli` runs this file as __main__; the command modules import
+    # `digest.cli`, a second copy whose State class differs, so --config/--set would be lost.
+    # Run the one copy they see.
+    from digest.cli import main as imported_main
+
+    imported_main()
