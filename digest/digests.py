@@ -243,7 +243,7 @@ def render_for(
     if has_profile and picks and matched < wanted:
         shortfall = (
             f"Only {matched} new paper{'s' if matched != 1 else ''} matched your interests "
-            "closely today, so the rest are what the community is reading."
+            "closely this time, so the rest are what the community is reading."
         )
     links = _links(services, subscriber, context.edition)
     digest = context.renderer.render(
