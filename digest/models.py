@@ -93,6 +93,8 @@ class Subscriber(SQLModel, table=True):
     trending_weight: float | None = None
     # On a day with nothing new, a short "nothing new today" note instead of no mail at all.
     nothing_new_note: bool = False
+    # Papers per digest the subscriber chose (5-30); None: the service's default.
+    papers_per_digest: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

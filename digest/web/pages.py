@@ -60,6 +60,9 @@ def _form_defaults(services: Services) -> dict[str, str]:
         "frequency": "daily",
         "weekly_day": "0",
         "trending": "25",
+        "authors": "",
+        "muted": "",
+        "papers_per_digest": "",
     }
 
 

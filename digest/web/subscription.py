@@ -69,6 +69,9 @@ def _values(subscriber: Subscriber) -> dict[str, str]:
         "weekly_day": str(subscriber.weekly_day),
         "trending": str(round((weight if weight is not None else 0.25) * 100)),
         "nothing_new_note": "on" if subscriber.nothing_new_note else "",
+        "authors": "\n".join(subscriber.authors),
+        "muted": ", ".join(subscriber.muted),
+        "papers_per_digest": str(subscriber.papers_per_digest or ""),
     }
 
 

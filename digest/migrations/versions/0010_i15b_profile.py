@@ -1,0 +1,24 @@
+"""profile: papers per digest chosen by the subscriber
+
+Revision ID: 0010_i15b_profile
+Revises: 0009_i15_calendar
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010_i15b_profile"
+down_revision = "0009_i15_calendar"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("subscriber") as batch:
+        batch.add_column(sa.Column("papers_per_digest", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("subscriber") as batch:
+        batch.drop_column("papers_per_digest")
