@@ -36,6 +36,9 @@ def subscribers_add(
     interests: str = typer.Option("", "--interests", help="Free-text interests."),
     category: list[str] = typer.Option([], "--category", help="arXiv category (repeatable)."),
     seed_paper: list[str] = typer.Option([], "--seed-paper", help="arXiv id (repeatable)."),
+    author: list[str] = typer.Option(
+        [], "--author", help="Followed author, e.g. 'Anna V. Baeva' (repeatable)."
+    ),
     tz: str = typer.Option("UTC", "--tz", help="IANA time zone, e.g. Europe/Paris."),
     hour: int = typer.Option(7, "--hour", min=0, max=23, help="Local delivery hour, 0-23."),
     confirmed: bool = typer.Option(
@@ -48,6 +51,7 @@ def subscribers_add(
     Examples:
         digest subscribers add ada@example.org --interests "quantization"
         digest subscribers add ada@example.org --tz Europe/Paris --confirmed
+        digest subscribers add ada@example.org --author "Anna V. Baeva" --author "M. Hajdušek"
     """
     from digest.db import session_scope
     from digest.operator_subscriptions import NewSubscriber, add_pending
@@ -56,6 +60,9 @@ def subscribers_add(
     from digest.zones import check_zone
 
     address = _address(email)
+    authors = tuple(dict.fromkeys(" ".join(a.split()) for a in author if a.strip()))
+    if any(len(a) > 100 for a in authors):
+        _fail("--author: a name can be at most 100 characters")
     try:
         zone = check_zone(tz)
     except ValueError as exc:
@@ -71,6 +78,7 @@ def subscribers_add(
                     interests=interests,
                     categories=category,
                     seed_papers=seed_paper,
+                    authors=authors,
                     timezone=zone,
                     delivery_hour=hour,
                     confirmed=True,
@@ -79,7 +87,9 @@ def subscribers_add(
             return
         mail = add_pending(
             services,
-            NewSubscriber(address, interests, tuple(category), tuple(seed_paper), zone, hour),
+            NewSubscriber(
+                address, interests, tuple(category), tuple(seed_paper), zone, hour, authors
+            ),
         )
     except SubscriberError as exc:
         _fail(str(exc))
