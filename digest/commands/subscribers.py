@@ -55,11 +55,19 @@ def subscribers_add(
     """
     from digest.db import session_scope
     from digest.operator_subscriptions import NewSubscriber, add_pending
+    from digest.sources.ids import normalize_arxiv_id
     from digest.store.subscribers import SubscriberError, add_subscriber
     from digest.subscriptions import send_mail
     from digest.zones import check_zone
 
     address = _address(email)
+    seeds = []
+    for raw in seed_paper:
+        seed = normalize_arxiv_id(raw.strip())
+        if seed is None:
+            _fail(f"--seed-paper {raw!r}: not an arXiv id or link (e.g. 1706.03762)")
+        seeds.append(seed)
+    seed_paper = list(dict.fromkeys(seeds))
     authors = tuple(dict.fromkeys(" ".join(a.split()) for a in author if a.strip()))
     if any(len(a) > 100 for a in authors):
         _fail("--author: a name can be at most 100 characters")
@@ -84,6 +92,7 @@ def subscribers_add(
                     confirmed=True,
                 )
             out.print(f"Added {address} (active).")
+            _fetch_seeds(services, seed_paper)
             return
         mail = add_pending(
             services,
@@ -104,6 +113,21 @@ def subscribers_add(
         f"Added {address} (pending): the confirmation mail was sent; they get digests once "
         "they click its link."
     )
+    _fetch_seeds(services, seed_paper)
+
+
+def _fetch_seeds(services: Any, seeds: list[str]) -> None:
+    """Fetch the seed papers not stored yet; a failure is one line, the profile keeps them."""
+    if not seeds:
+        return
+    from digest.seeds import fetch_missing_now
+
+    lookup = fetch_missing_now(services.settings, services.engine, seeds)
+    if lookup.fetched:
+        console().print(f"Fetched {len(lookup.fetched)} seed paper(s) from arXiv.")
+    message = lookup.message()
+    if message:
+        console(stderr=True).print(f"Warning: {message}.", soft_wrap=True)
 
 
 def subscribers_confirm(

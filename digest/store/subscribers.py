@@ -140,6 +140,11 @@ def like_counts(session: Session, paper_keys: Sequence[str]) -> dict[str, int]:
     return counts
 
 
+def active_seeds():
+    """The query of active subscribers' seed lists."""
+    return select(Subscriber.seed_papers).where(Subscriber.status == "active")
+
+
 def referenced_paper_keys(session: Session) -> set[str]:
     """Every paper key an active subscriber seeded or rated: the pool profiles draw on."""
     keys = set(session.exec(select(Feedback.paper_key).distinct()))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest import resubscribing, subscriptions
 from digest.models import Subscriber
+from digest.seeds import fetch_missing_now
 from digest.subscriptions import ConfirmResult
 from digest.web import links
 from digest.web.forms import FormError, parse_preferences, timezones
@@ -127,7 +129,17 @@ async def manage_save(request: Request, token: str) -> HTMLResponse:
             request, token, subscriber, values=values, errors=exc.errors, status=400
         )
     subscriptions.update_preferences(services, subscriber.id, prefs)
-    return _manage_page(request, token, _subscriber(request, token), notice="saved")
+    response = _manage_page(request, token, _subscriber(request, token), notice="saved")
+    if prefs.seed_papers:
+        # After the response: the arXiv API is asked at most once per interval.
+        response.background = BackgroundTask(
+            state(request).jobs.submit,
+            fetch_missing_now,
+            services.settings,
+            services.engine,
+            list(prefs.seed_papers),
+        )
+    return response
 
 
 @router.post("/manage/{token}/pause", response_class=HTMLResponse)
