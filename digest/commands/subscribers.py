@@ -7,6 +7,7 @@ to activate someone whose consent was gathered elsewhere.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -44,6 +45,16 @@ def subscribers_add(
     confirmed: bool = typer.Option(
         False, "--confirmed", help="Consent was gathered elsewhere: add as active, send no mail."
     ),
+    profile: Path | None = typer.Option(
+        None,
+        "--profile",
+        help="Library to import: BibTeX, a Zotero CSV export, or arXiv ids / DOIs, one a line.",
+    ),
+    follow_frequent: bool = typer.Option(
+        False,
+        "--follow-frequent-authors",
+        help="With --profile: also follow the authors the library names most often.",
+    ),
 ) -> None:
     """Add one subscriber and mail them the confirmation link (active at once with --confirmed).
 
@@ -52,6 +63,7 @@ def subscribers_add(
         digest subscribers add ada@example.org --interests "quantization"
         digest subscribers add ada@example.org --tz Europe/Paris --confirmed
         digest subscribers add ada@example.org --author "Anna V. Baeva" --author "M. Hajdušek"
+        digest subscribers add ada@example.org --profile library.bib --follow-frequent-authors
     """
     from digest.db import session_scope
     from digest.operator_subscriptions import NewSubscriber, add_pending
@@ -61,6 +73,7 @@ def subscribers_add(
     from digest.zones import check_zone
 
     address = _address(email)
+    library = _read_profile(profile) if profile is not None else None
     seeds = []
     for raw in seed_paper:
         seed = normalize_arxiv_id(raw.strip())
@@ -92,7 +105,8 @@ def subscribers_add(
                     confirmed=True,
                 )
             out.print(f"Added {address} (active).")
-            _fetch_seeds(services, seed_paper)
+            imported = _import_profile(services, address, library, follow_frequent)
+            _fetch_seeds(services, [*seed_paper, *imported])
             return
         mail = add_pending(
             services,
@@ -113,7 +127,51 @@ def subscribers_add(
         f"Added {address} (pending): the confirmation mail was sent; they get digests once "
         "they click its link."
     )
-    _fetch_seeds(services, seed_paper)
+    imported = _import_profile(services, address, library, follow_frequent)
+    _fetch_seeds(services, [*seed_paper, *imported])
+
+
+def _read_profile(path: Path) -> bytes:
+    """The library file's bytes; checked before anyone is added, so a bad path adds nobody."""
+    from digest.profile_files import read_library
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        _fail(f"--profile {path}: {exc.strerror or exc}")
+    library = read_library(data)
+    if library.error:
+        _fail(f"--profile {path}: {library.error}")
+    return data
+
+
+def _import_profile(services: Any, address: str, data: bytes | None, follow: bool) -> list[str]:
+    """Apply the library to the new subscriber; returns its seed papers (to fetch)."""
+    if data is None:
+        return []
+    from sqlmodel import Session
+
+    from digest.profile_imports import import_library
+    from digest.store.subscribers import get_by_email
+
+    with Session(services.engine) as session:
+        subscriber_id = get_by_email(session, address).id
+    library = import_library(services, subscriber_id, data).library
+    out = console()
+    out.print(library.summary(), soft_wrap=True)
+    if library.offered_authors:
+        if follow:
+            from digest.following import follow as follow_authors
+
+            followed = follow_authors(services, subscriber_id, library.offered_authors)
+            out.print(f"Following the library's frequent authors: {'; '.join(followed)}.")
+        else:
+            out.print(
+                f"Frequent authors, not followed (add --follow-frequent-authors to follow them): "
+                f"{'; '.join(library.offered_authors)}.",
+                soft_wrap=True,
+            )
+    return library.seeds
 
 
 def _fetch_seeds(services: Any, seeds: list[str]) -> None:
@@ -122,7 +180,10 @@ def _fetch_seeds(services: Any, seeds: list[str]) -> None:
         return
     from digest.seeds import fetch_missing_now
 
-    lookup = fetch_missing_now(services.settings, services.engine, seeds)
+    _report_seeds(fetch_missing_now(services.settings, services.engine, seeds))
+
+
+def _report_seeds(lookup: Any) -> None:
     if lookup.fetched:
         console().print(f"Fetched {len(lookup.fetched)} seed paper(s) from arXiv.")
     message = lookup.message()

@@ -86,7 +86,9 @@ def _subscriber(request: Request, token: str) -> Subscriber:
     return subscriber
 
 
-def _manage_page(request, token, subscriber, *, values=None, errors=None, notice="", status=200):
+def _manage_page(
+    request, token, subscriber, *, values=None, errors=None, notice="", status=200, **extra
+):
     services = state(request).services
     base = services.settings.web.base_url.rstrip("/")
     # The feed stops with the subscription (it answers 410), so its address is not offered.
@@ -106,6 +108,8 @@ def _manage_page(request, token, subscriber, *, values=None, errors=None, notice
         ratings=subscriptions.ratings(services, subscriber.id),
         feed_url=feed,
         timezones=sorted(timezones()),
+        library_entries=subscriber.library_text.count("\n") + 1 if subscriber.library_text else 0,
+        **{"import_summary": "", "import_failed": False, "offered_authors": [], **extra},
     )
 
 

@@ -1,4 +1,4 @@
-"""profile: papers per digest chosen by the subscriber
+"""profile: papers per digest chosen by the subscriber, an imported library's text
 
 Revision ID: 0010_i15b_profile
 Revises: 0009_i15_calendar
@@ -17,8 +17,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("subscriber") as batch:
         batch.add_column(sa.Column("papers_per_digest", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("library_text", sa.Text(), nullable=False, server_default=sa.text("''"))
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("subscriber") as batch:
+        batch.drop_column("library_text")
         batch.drop_column("papers_per_digest")
