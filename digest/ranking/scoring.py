@@ -209,7 +209,9 @@ def _lead_followed(
     finite = np.isfinite(values)
     low = np.full(c, np.inf, dtype=np.float32)
     np.minimum.at(low, rows[finite], values[finite])
-    best = np.max(scores, axis=1)
+    best = np.full(c, -np.inf, dtype=np.float32)
+    following = np.unique(rows)  # only these rows' maxima are needed
+    best[following] = scores[following].max(axis=1)
     keep = np.maximum(1.0 - terms.weight, 1e-3).astype(np.float32)
     gap = np.where(np.isfinite(low) & np.isfinite(best), best - low, 0.0)
     lift = (np.maximum(gap, 0.0) + keep * params.author_lead).astype(np.float32)
