@@ -95,11 +95,20 @@ async def fetch_missing(
 RETRY_LIMIT = 100
 
 
+def _fetches_from_arxiv(settings: Settings) -> bool:
+    """The API's host is allowed, or a source is on the same site (rss.arxiv.org for
+    export.arxiv.org): this deployment already talks to arXiv."""
+    api = host_of(settings.fetch.arxiv_api_url)
+    site = ".".join(api.split(".")[-2:])
+    hosts = allowed_hosts(settings)
+    return bool(api) and (api in hosts or any(h.endswith("." + site) for h in hosts))
+
+
 async def retry_missing(settings: Settings, engine: Engine, **fetch_options) -> SeedLookup:
     """The next fetch's second try: active subscribers' seeds still not stored are looked up
-    again, only when the arXiv API's host is among the hosts this deployment fetches from (so
-    a test or an offline setup never reaches out to arXiv)."""
-    if host_of(settings.fetch.arxiv_api_url) not in allowed_hosts(settings):
+    again, only when this deployment fetches from arXiv already (so a test or a setup without
+    arXiv sources never reaches out to it)."""
+    if not _fetches_from_arxiv(settings):
         return SeedLookup()
     with Session(engine) as session:
         seeds = {s for row in session.exec(active_seeds()) for s in row or ()}

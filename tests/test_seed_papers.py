@@ -162,3 +162,13 @@ def test_the_next_fetch_retries_seeds_still_missing_only_from_a_fetched_host(set
         assert _paper(services.engine, "1706.03762") is not None
     finally:
         services.close()
+
+
+def test_a_deployment_with_arxiv_sources_retries_seeds_at_the_next_fetch():
+    from digest.seeds import _fetches_from_arxiv
+    from digest.settings import Settings, SourceSettings
+
+    rss = SourceSettings(name="arxiv", kind="arxiv-rss", url="https://rss.arxiv.org/rss/cs.LG")
+    hf = SourceSettings(name="hf", kind="hf-daily", url="https://huggingface.co/api/daily_papers")
+    assert _fetches_from_arxiv(Settings(mode="dev", sources=(rss, hf)))
+    assert not _fetches_from_arxiv(Settings(mode="dev", sources=(hf,)))

@@ -180,8 +180,12 @@ def _retry_seeds(services: Any) -> None:
     """Seed papers an earlier lookup could not fetch are tried again; a failure is one line."""
     from digest.seeds import retry_missing
 
-    lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))
-    message = lookup.message()
+    try:
+        lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))
+    except Exception as exc:  # never costs the fetch its report
+        message = f"seed papers not looked up again ({type(exc).__name__})"
+    else:
+        message = lookup.message()
     if message:
         Console(stderr=True).print(f"Warning: {message}.", highlight=False, soft_wrap=True)
 
