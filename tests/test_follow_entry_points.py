@@ -102,3 +102,9 @@ def test_follow_by_email_adds_authors_once_and_says_so(services, inbound, smtp_s
     )
     assert "you now follow Anna V. Baeva; Hajdu\\v{s}ek, Michal:" in first
     assert "you follow these authors already" in second
+
+    # Replacing the interests by email keeps the rest of the profile (it used to reset it).
+    send(inbound, reply_address(services, sid), "interests: optics")
+    with Session(services.engine) as session:
+        reader = session.get(Subscriber, sid)
+        assert reader.interests == "optics" and len(reader.authors) == 2
