@@ -178,7 +178,7 @@ def profiles_for(
         profiles.append(
             ranking.Profile(
                 user=str(s.id),
-                interests=s.interests,
+                interests=f"{s.interests}\n{s.library_text}" if s.library_text else s.interests,
                 like=tuple(s.seed_papers) + tuple(k for k, v in ratings.items() if v > 0),
                 dislike=tuple(k for k, v in ratings.items() if v < 0),
                 categories=tuple(s.categories),

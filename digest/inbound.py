@@ -3,8 +3,8 @@
 Who a message is about is decided by a signed token, never by its From header:
 
 - a reply to a digest goes to `reply+<token>@<reply_to_domain>` (its Reply-To); the token names
-  the subscriber, so `unsubscribe`, `pause`, `resume`, `interests: …` and ratings (`+3 -5`,
-  `like 3`, `dislike 4`, `more like 2`) act on that subscriber only. The mailto:
+  the subscriber, so `unsubscribe`, `pause`, `resume`, `interests: …`, `follow: NAME` and
+  ratings (`+3 -5`, `like 3`, `dislike 4`, `more like 2`) act on that subscriber only. The mailto:
   List-Unsubscribe address is the same address with the subject `unsubscribe` (RFC 8058's
   fallback). The edition a rating refers to is the one our Message-ID in In-Reply-To names
   (HMAC-checked, same subscriber), else the subscriber's latest digest.
@@ -35,7 +35,7 @@ from aiosmtpd.controller import Controller
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from digest import bounces, subscriptions
+from digest import bounces, following, subscriptions
 from digest.bootstrap import Services
 from digest.models import Delivery, Subscriber, utcnow
 from digest.render import build_message
@@ -67,11 +67,12 @@ class Commands:
 
     words: list[str] = field(default_factory=list)  # subscribe unsubscribe pause resume help
     interests: str | None = None
+    follow: list[str] = field(default_factory=list)  # author names, from `follow: NAME`
     ratings: list[tuple[str, int]] = field(default_factory=list)  # (up|down|more, number)
 
     @property
     def empty(self) -> bool:
-        return not (self.words or self.interests is not None or self.ratings)
+        return not (self.words or self.interests is not None or self.ratings or self.follow)
 
 
 @dataclass
@@ -113,6 +114,10 @@ def parse_commands(subject: str, body: str) -> Commands:
         lower = text.lower()
         if lower.startswith("interests:"):
             found.interests = " ".join(text.partition(":")[2].split())[:2000]
+            continue
+        if lower.startswith("follow:"):
+            # Several names may be given, separated by semicolons ("Baeva, Anna" is one name).
+            found.follow.extend(n.strip() for n in text.partition(":")[2].split(";") if n.strip())
             continue
         word = lower.strip(" .!")
         if word in ("subscribe", "unsubscribe", "pause", "resume", "help", "stop"):
@@ -240,6 +245,10 @@ def _with_token(
             services, subscriber_id, _preferences(subscriber, commands.interests)
         )
         done.append("interests")
+    followed: list[str] = []
+    if commands.follow:
+        followed = following.follow(services, subscriber_id, commands.follow)
+        done.append("follow")
     for word in commands.words:
         if word in ("pause", "resume"):
             subscriptions.set_paused(services, subscriber_id, word == "pause")
@@ -250,7 +259,7 @@ def _with_token(
         done.append(action)
     replies = []
     if done:
-        replies.append(_done_mail(services, subscriber.email, now, list(done), rated))
+        replies.append(_done_mail(services, subscriber.email, now, list(done), rated, followed))
     if "help" in commands.words or commands.empty:
         replies.append(_help_mail(services, subscriber.email, now, "token"))
         done.append("help")
@@ -268,6 +277,9 @@ def _preferences(subscriber: Subscriber, interests: str) -> subscriptions.Prefer
         weekly_day=subscriber.weekly_day,
         trending_weight=subscriber.trending_weight,
         nothing_new_note=subscriber.nothing_new_note,
+        authors=tuple(subscriber.authors),
+        muted=tuple(subscriber.muted),
+        papers_per_digest=subscriber.papers_per_digest,
     )
 
 
@@ -353,7 +365,12 @@ def _help_mail(
 
 
 def _done_mail(
-    services: Services, to: str, now: datetime, actions: list[str], rated: list[str] = ()
+    services: Services,
+    to: str,
+    now: datetime,
+    actions: list[str],
+    rated: list[str] = (),
+    followed: list[str] = (),
 ) -> subscriptions.OutgoingMail:
     """The acknowledgement of commands that changed a subscription (token-verified only);
     ratings are named paper by paper."""
@@ -364,6 +381,7 @@ def _done_mail(
         DONE_TEMPLATE,
         actions=actions,
         rated=list(rated),
+        followed=list(followed),
         unsubscribed="unsubscribed" in actions,
     )
 

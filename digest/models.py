@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     LargeBinary,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -93,6 +94,11 @@ class Subscriber(SQLModel, table=True):
     trending_weight: float | None = None
     # On a day with nothing new, a short "nothing new today" note instead of no mail at all.
     nothing_new_note: bool = False
+    # Papers per digest the subscriber chose (5-30); None: the service's default.
+    papers_per_digest: int | None = None
+    # Titles and abstracts of an imported library (digest/profile_imports.py): read as interest
+    # text next to `interests`, kept apart so the form's short phrases stay editable.
+    library_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -38,6 +38,7 @@ class NewSubscriber:
     seed_papers: tuple[str, ...] = ()
     timezone: str = "UTC"
     delivery_hour: int = 7
+    authors: tuple[str, ...] = ()
 
 
 def add_pending(
@@ -56,6 +57,7 @@ def add_pending(
             interests=new.interests,
             categories=new.categories,
             seed_papers=new.seed_papers,
+            authors=new.authors,
             timezone=new.timezone,
             delivery_hour=new.delivery_hour,
             confirmed=False,

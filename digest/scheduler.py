@@ -292,10 +292,22 @@ class Worker:
             if not settings.sources:
                 return []
         fetch = self.fetch or fetch_sources
-        return self.run_async(
+        reports = self.run_async(
             fetch(settings, self.services.engine, http=self.services.http),
             deadline_s=settings.scheduler.fetch_deadline_s,
         )
+        if kinds is None and self.fetch is None:
+            from digest.seeds import retry_missing
+
+            # Seeds an earlier lookup could not fetch: tried again with the day's fetch.
+            try:
+                self.run_async(
+                    retry_missing(settings, self.services.engine, http=self.services.http),
+                    deadline_s=settings.scheduler.fetch_deadline_s,
+                )
+            except Exception:  # never costs the day's fetch; the seeds wait for the next one
+                log.exception("seeds.retry_failed")
+        return reports
 
     def plan_current(self) -> tuple[int, bool]:
         """Create the current edition (idempotent: the date is unique) and close past ones."""

@@ -78,6 +78,8 @@ class FetchSettings(_Section):
     max_retry_after_s: float = Field(120.0, ge=0)
     max_items_per_feed: int = Field(2000, gt=0)
     allowed_hosts: tuple[str, ...] = ()
+    # Where seed papers not stored yet are looked up by id (digest/seeds.py).
+    arxiv_api_url: str = "https://export.arxiv.org/api/query"
 
 
 class RankingSettings(_Section):
@@ -137,6 +139,8 @@ class WebSettings(_Section):
     port: int = Field(8000, ge=1, le=65535)
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(16_384, ge=1024)
+    # The manage page's library upload (BibTeX, Zotero CSV) alone may be this large.
+    max_upload_bytes: int = Field(2_000_000, ge=1024)
     ip_limit: int = Field(5, ge=1)
     ip_window_s: float = Field(300.0, gt=0)
     address_interval_s: float = Field(900.0, ge=0)

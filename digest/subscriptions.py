@@ -55,6 +55,9 @@ class Preferences:
     trending_weight: float | None = None
     # A short "nothing new today" note on days with nothing new, instead of no mail.
     nothing_new_note: bool = False
+    authors: tuple[str, ...] = ()  # followed authors: their papers come first
+    muted: tuple[str, ...] = ()  # words or arXiv categories whose papers never appear
+    papers_per_digest: int | None = None  # 5-30; None: the service's default
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def _apply(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.weekly_day = prefs.weekly_day
     subscriber.trending_weight = prefs.trending_weight
     subscriber.nothing_new_note = prefs.nothing_new_note
+    subscriber.authors = list(prefs.authors)
+    subscriber.muted = list(prefs.muted)
+    subscriber.papers_per_digest = prefs.papers_per_digest
 
 
 def _may_send_confirmation(services: Services, email: str, now: datetime) -> bool:

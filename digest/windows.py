@@ -33,8 +33,17 @@ def window_start(
     return max(earliest, previous_end)
 
 
+# The range a subscriber may choose on the manage page.
+PAPERS_PER_DIGEST = (5, 30)
+
+
 def papers_wanted(subscriber: Subscriber, settings: Settings) -> int:
-    """How many papers this subscriber's digest may hold: a weekly one picks the best of a week."""
+    """How many papers this subscriber's digest may hold: their own choice (5-30) if they made
+    one, else the service's default; a weekly one picks the best of a week."""
+    chosen = subscriber.papers_per_digest
+    if chosen is not None:
+        low, high = PAPERS_PER_DIGEST
+        return min(max(int(chosen), low), high)
     if subscriber.frequency == "weekly":
         return max(settings.calendar.weekly_papers_per_digest, settings.ranking.papers_per_digest)
     return settings.ranking.papers_per_digest

@@ -26,7 +26,15 @@ editions_app = DigestTyper(
     help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
     no_args_is_help=True,
 )
-IMPORT_COLUMNS = ("email", "interests", "categories", "seed_papers", "timezone", "hour")
+IMPORT_COLUMNS = (
+    "email",
+    "interests",
+    "categories",
+    "seed_papers",
+    "timezone",
+    "hour",
+    "authors",
+)
 REQUIRED_COLUMNS = ("email", "interests")
 
 
@@ -131,6 +139,12 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p for p in re.split(r"[\s,;]+", value or "") if p)
 
 
+def _names(value: str | None) -> tuple[str, ...]:
+    """Author names separated by semicolons (a name may hold a comma: "Baeva, Anna")."""
+    names = (" ".join(p.split()) for p in (value or "").split(";"))
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
 def read_import_csv(path: Path) -> tuple[list[Any], list[str]]:
     """(valid rows, one error line per bad row) of a subscriber CSV; raises ValueError when the
     file as a whole is unusable (missing columns, unknown columns, not UTF-8)."""
@@ -187,6 +201,7 @@ def _import_row(line: int, record: dict[str, Any]) -> Any:
         interests=" ".join((record.get("interests") or "").split())[:2000],
         categories=_split(record.get("categories")),
         seed_papers=_split(record.get("seed_papers")),
+        authors=_names(record.get("authors")),
         timezone=timezone,
         hour=int(hour_text),
     )
@@ -203,8 +218,9 @@ def subscribers_import(
 
     \b
     Columns: email, interests, and optionally categories and seed_papers (space-separated),
-    timezone (IANA name) and hour (0-23, local delivery hour). Without --confirmed the rows
-    are added as pending and get no mail until they confirm.
+    authors (followed authors, separated by ";"), timezone (IANA name) and hour (0-23, local
+    delivery hour). Without --confirmed the rows are added as pending and get no mail until
+    they confirm.
     Exit code 1 when any row was refused.
 
     \b
@@ -260,6 +276,7 @@ def subscribers_export(
                 "interests": s.interests,
                 "categories": " ".join(s.categories),
                 "seed_papers": " ".join(s.seed_papers),
+                "authors": "; ".join(s.authors),
                 "timezone": s.timezone,
                 "hour": s.delivery_hour,
             }

@@ -166,12 +166,28 @@ def fetch(
                     progress=progress,
                 )
             )
+    if source is None:
+        _retry_seeds(services)
     if as_json:
         sys.stdout.write(json.dumps([_report_dict(r) for r in reports]) + "\n")
     else:
         print_table(SUMMARY, _summary_rows(reports))
     if reports and all(r.failed for r in reports):
         raise typer.Exit(1)
+
+
+def _retry_seeds(services: Any) -> None:
+    """Seed papers an earlier lookup could not fetch are tried again; a failure is one line."""
+    from digest.seeds import retry_missing
+
+    try:
+        lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))
+    except Exception as exc:  # never costs the fetch its report
+        message = f"seed papers not looked up again ({type(exc).__name__})"
+    else:
+        message = lookup.message()
+    if message:
+        Console(stderr=True).print(f"Warning: {message}.", highlight=False, soft_wrap=True)
 
 
 def _report_dict(report: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 from scipy import sparse
 
+from digest.ranking.authors import AuthorIndex, author_key
 from digest.ranking.trending import trending_scores
 from digest.ranking.types import Candidate, RankParams
 from digest.ranking.vectors import PaperVectors, TextBackend, fit_for
@@ -67,6 +68,11 @@ class RankContext:
         return _inverse(self.authors)
 
     @cached_property
+    def author_index(self) -> AuthorIndex:
+        """Today's authors, for matching followed names (initials too), built once."""
+        return AuthorIndex(self.author_names)
+
+    @cached_property
     def tfidf_by_term(self) -> sparse.csr_matrix:
         """(terms, m) CSR transpose of the candidates' TF-IDF, for profile x paper products
         (built once: transposing per block cost a third of the profile work)."""
@@ -110,7 +116,7 @@ def build_context(
     trend = trending_scores(candidates, now=now, half_life_days=params.recency_half_life_days)
     trend_order = np.argsort(-trend, kind="stable")
     categories, category_matrix = _incidence([c.categories for c in candidates])
-    authors, author_matrix = _incidence([c.authors for c in candidates], _author_key)
+    authors, author_matrix = _incidence([c.authors for c in candidates], author_key)
     similar = (vectors.tfidf @ vectors.tfidf.T).tocsr()
     similar.setdiag(0)
     similar.data[similar.data < params.duplicate_similarity] = 0
@@ -137,5 +143,4 @@ def build_context(
     )
 
 
-def _author_key(name: str) -> str:
-    return " ".join(name.lower().split())
+_author_key = author_key  # the name tests and older callers use

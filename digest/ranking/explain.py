@@ -26,6 +26,7 @@ import numpy as np
 from digest.ranking.context import RankContext, _author_key
 from digest.ranking.profiles import ProfileBatch
 from digest.ranking.types import Candidate, Pick
+from digest.texts import unicode_text
 
 CLOSE_TO = 0.3  # dense cosine above which "close to <liked paper>" is a fair statement
 MAX_TERMS = 3
@@ -317,7 +318,7 @@ def explain_rows(
             if followed_authors:
                 followed = [a for a in paper.authors if _author_key(a) in followed_authors]
                 if followed:
-                    reasons.append(f"by {followed[0]}, whom you follow")
+                    reasons.append(f"by {unicode_text(followed[0])}, whom you follow")
             closest = None
             if nearest:
                 k = nearest[p - first]

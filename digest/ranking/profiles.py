@@ -2,9 +2,9 @@
 
 Nothing global is trained: a profile is the sum of what the subscriber told us, expressed in
 the edition's vector space. A `ProfileBatch` holds, for n subscribers: interest-text TF-IDF
-rows, signed like/dislike weights over the pool, category/author/muted-word incidence over the
-candidates, and the banned (delivered or rated) candidates. Building it is one pass over the
-ids the profiles mention; no loop over subscriber x paper.
+rows, signed like/dislike weights over the pool, category/author incidence over the candidates,
+and the banned (delivered, rated, or muted by word or category) candidates. Building it is one
+pass over the ids the profiles mention; no loop over subscriber x paper.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from itertools import chain, repeat
 import numpy as np
 from scipy import sparse
 
-from digest.ranking.context import RankContext, _author_key
+from digest.ranking.context import RankContext
 from digest.ranking.types import Profile, RankParams
 
 
@@ -28,7 +28,7 @@ class ProfileBatch:
     likes: sparse.csr_matrix  # (n, pool): +1/|likes| per like, -w/|dislikes| per dislike
     categories: sparse.csr_matrix  # (n, context.categories) followed categories present today
     authors: sparse.csr_matrix  # (n, context.authors) followed authors present today
-    banned: sparse.csr_matrix  # (n, m) 1 where delivered, rated, or containing a muted word
+    banned: sparse.csr_matrix  # (n, m) 1 where delivered, rated, or muted (word/category)
     trending_weight: np.ndarray  # (n,) NaN = the default of RankParams
 
     def __len__(self) -> int:
@@ -45,8 +45,16 @@ class ProfileBatch:
 
 
 def _muted_columns(context: RankContext, word: str) -> list[int]:
-    pattern = re.compile(r"(?<!\w)" + re.escape(word.lower().strip()) + r"(?!\w)")
-    return [j for j, text in enumerate(context.texts) if pattern.search(text)]
+    """Candidates a muted entry hides: the word in the title or abstract, or, when the entry
+    names a category (cs.CV, quant-ph), every paper listed in it."""
+    key = word.lower().strip()
+    pattern = re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
+    columns = {j for j, text in enumerate(context.texts) if pattern.search(text)}
+    row = context.categories.get(key)
+    if row is not None:
+        matrix = context.category_matrix
+        columns.update(matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]].tolist())
+    return sorted(columns)
 
 
 def _id_matrix(
@@ -133,11 +141,9 @@ def build_batch(
         context.categories,
         len(context.categories),
     )
-    authors = _id_matrix(
-        [[_author_key(a) for a in p.authors] if p.authors else () for p in profiles],
-        context.authors,
-        len(context.authors),
-    )
+    # Each distinct followed name is matched against today's authors once (initials too).
+    followed = context.author_index.resolve(chain.from_iterable(p.authors for p in profiles))
+    authors = _id_matrix([p.authors for p in profiles], followed, len(context.authors))
     weights = np.fromiter(
         (np.nan if p.trending_weight is None else p.trending_weight for p in profiles),
         dtype=np.float64,

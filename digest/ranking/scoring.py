@@ -6,7 +6,10 @@ For a block of c subscribers against m candidates the final score is
 
     relevance = (1 - a) * (z . y - b * genericity * [z != 0])        dense profile (LSA)
               + a * (interest TF-IDF . paper TF-IDF)                   exact term matches
-              + category_boost * [category match] + author_boost * [author match]
+              + category_boost * [category match]
+
+and papers by a followed author are then lifted above the row's every other paper (see
+`_lead_followed`), on the calibrated scale: a followed author's new paper is always first.
 
 The dense part, its genericity correction and the whole trending blend are folded into ONE
 float32 GEMM by appending two columns: A = [(1-a)(1-w) z, -(1-a)(1-w) b, w] and
@@ -59,6 +62,9 @@ class ChunkTerms:
     # Category boosts as a small dense product, for the rows that follow categories:
     category_rows: np.ndarray  # (s,) row numbers within the block
     category_boost: np.ndarray  # (s, m) boost * [any followed category matches], or (0, m)
+    followed: sparse.csr_matrix  # (c, m) 1 where a followed author wrote the paper
+    # Set by score_chunk: the raw relevance that lifted each followed paper to the top.
+    followed_relevance: sparse.csr_matrix | None = None
 
 
 def chunk_terms(
@@ -106,7 +112,10 @@ def chunk_terms(
         category_boost *= np.where(has_text[category_rows], params.category_boost, 1.0).astype(
             np.float32
         )[:, None]
-    matches = [(params.author_boost, batch.authors[start:stop] @ context.author_matrix)]
+    followed = (batch.authors[start:stop] @ context.author_matrix).tocsr()
+    followed.sum_duplicates()
+    followed.data[:] = 1.0
+    matches = []
     if dense_categories is None:  # too many categories for a dense product: sparse path
         matches.append((params.category_boost, categories @ context.category_matrix))
     for boost, match in matches:
@@ -121,7 +130,13 @@ def chunk_terms(
     weight = np.clip(weight, 0.0, 1.0)
     weight[empty] = 1.0
     return ChunkTerms(
-        z, term_share, weight, extra.tocsr().astype(np.float32), category_rows, category_boost
+        z,
+        term_share,
+        weight,
+        extra.tocsr().astype(np.float32),
+        category_rows,
+        category_boost,
+        followed.astype(np.float32),
     )
 
 
@@ -166,7 +181,44 @@ def score_chunk(
     scores *= (keep * scale)[:, None]
     scores += terms.weight.astype(np.float32)[:, None] * context.trend.astype(np.float32)[None, :]
     flat[positions] = -np.inf
+    _lead_followed(scores, terms, scale, params)
     return scores, scale
+
+
+def _lead_followed(
+    scores: np.ndarray, terms: ChunkTerms, scale: np.ndarray, params: RankParams
+) -> None:
+    """Lift each row's followed-author papers above all its other papers, in place.
+
+    A fixed boost cannot promise that: relevance is divided by the row's reference, so a boost
+    that wins for one profile loses for another. The lift is per row: the gap between the
+    row's best score and its lowest followed paper, plus `author_lead` calibrated units. The
+    reference (scale) is taken before the lift, so following a prolific author does not push
+    the subscriber's other matches under the match threshold. The same lift, in raw relevance
+    units, is kept in `terms.followed_relevance` so that the picks' relevance agrees.
+    """
+    followed = terms.followed
+    c, m = scores.shape
+    if not followed.nnz:
+        terms.followed_relevance = followed
+        return
+    rows = np.repeat(np.arange(c), np.diff(followed.indptr))
+    positions = rows * m + followed.indices
+    flat = scores.reshape(-1)
+    values = flat[positions]
+    finite = np.isfinite(values)
+    low = np.full(c, np.inf, dtype=np.float32)
+    np.minimum.at(low, rows[finite], values[finite])
+    best = np.full(c, -np.inf, dtype=np.float32)
+    following = np.unique(rows)  # only these rows' maxima are needed
+    best[following] = scores[following].max(axis=1)
+    keep = np.maximum(1.0 - terms.weight, 1e-3).astype(np.float32)
+    gap = np.where(np.isfinite(low) & np.isfinite(best), best - low, 0.0)
+    lift = (np.maximum(gap, 0.0) + keep * params.author_lead).astype(np.float32)
+    flat[positions] += lift[rows]  # -inf (banned) stays -inf
+    lifted = followed.copy()
+    lifted.data = (lift / (keep * scale))[rows].astype(np.float32)
+    terms.followed_relevance = lifted
 
 
 # The relevance of a row's 3rd best candidate is its reference: one near-copy of a liked paper
@@ -238,6 +290,9 @@ def relevance_of(
     dense -= params.genericity_penalty * context.vectors.genericity[safe] * has_dense[:, None]
     rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
     extra = np.asarray(terms.sparse_relevance[rows, safe.ravel()]).reshape(columns.shape)
+    if terms.followed_relevance is not None and terms.followed_relevance.nnz:
+        lifted = terms.followed_relevance[rows, safe.ravel()]
+        extra = extra + np.asarray(lifted).reshape(columns.shape)
     if len(terms.category_rows):
         extra[terms.category_rows] += np.take_along_axis(
             terms.category_boost, safe[terms.category_rows], axis=1

@@ -75,7 +75,9 @@ class RankParams:
     # Likes needed to weigh as much as the interest text (see scoring.chunk_terms).
     likes_prior: float = 10.0
     category_boost: float = 0.3
-    author_boost: float = 0.3
+    # Calibrated units (a row's 3rd best paper is 1) by which a followed author's papers sit
+    # above the row's best other paper: followed authors rank first (scoring._lead_followed).
+    author_lead: float = 1.0
     # Relevance below which a row's reference is not taken (scoring.score_chunk): on a day with
     # nothing near the profile, the best of the noise is not scaled up to a "relevant" 1.0.
     relevance_floor: float = 0.1

@@ -28,6 +28,7 @@ class ImportRow:
     seed_papers: tuple[str, ...] = ()
     timezone: str = "UTC"
     hour: int = 7
+    authors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -60,6 +61,7 @@ def import_rows(
                 interests=row.interests,
                 categories=row.categories,
                 seed_papers=row.seed_papers,
+                authors=row.authors,
                 timezone=row.timezone,
                 delivery_hour=row.hour,
                 confirmed=confirmed,

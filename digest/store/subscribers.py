@@ -38,6 +38,7 @@ def add_subscriber(
     interests: str = "",
     categories: Sequence[str] = (),
     seed_papers: Sequence[str] = (),
+    authors: Sequence[str] = (),
     timezone: str = "UTC",
     delivery_hour: int = 7,
     confirmed: bool = False,
@@ -55,6 +56,7 @@ def add_subscriber(
         interests=interests,
         categories=list(categories),
         seed_papers=list(seed_papers),
+        authors=list(dict.fromkeys(authors)),
         timezone=timezone,
         delivery_hour=delivery_hour,
         status="active" if confirmed else "pending",
@@ -136,6 +138,11 @@ def like_counts(session: Session, paper_keys: Sequence[str]) -> dict[str, int]:
     for key in rows:
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def active_seeds():
+    """The query of active subscribers' seed lists."""
+    return select(Subscriber.seed_papers).where(Subscriber.status == "active")
 
 
 def referenced_paper_keys(session: Session) -> set[str]:

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from digest.bootstrap import Services
-from digest.web import archive, feedback, landing, pages, rating, subscription
+from digest.web import archive, feedback, landing, library, pages, rating, subscription
 from digest.web.jobs import JobQueue
 from digest.web.security import PageError, SecurityMiddleware, is_https
 from digest.web.views import WebState, page, render
@@ -72,6 +72,7 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     app.add_route("/favicon.ico", favicon_ico, methods=["GET", "HEAD"])
     app.include_router(pages.router)
     app.include_router(subscription.router)
+    app.include_router(library.router)
     app.include_router(feedback.router)
     app.include_router(rating.router)
     app.include_router(archive.router)
@@ -80,6 +81,7 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     app.add_middleware(
         SecurityMiddleware,
         max_body=services.settings.web.max_body_bytes,
+        uploads=(library.IMPORT_PATH, services.settings.web.max_upload_bytes),
         https=is_https(services),
         too_large=lambda: render(services, "status.html", kind="too_large", csrf_token="").encode(
             "utf-8"

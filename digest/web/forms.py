@@ -14,6 +14,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from digest.subscriptions import Preferences, SubscribeRequest
+from digest.windows import PAPERS_PER_DIGEST
 from digest.zones import is_zone, listed_zones
 
 MAX_EMAIL = 254  # RFC 5321 path limit
@@ -21,7 +22,11 @@ MAX_INTERESTS_TEXT = 6000
 MAX_INTERESTS = 50
 MAX_INTEREST_CHARS = 100
 MAX_CATEGORIES = 20
-MAX_SEEDS = 20
+MAX_SEEDS = 200  # an imported library may bring many (digest/profile_imports.py)
+MAX_AUTHORS = 50
+MAX_AUTHOR_CHARS = 100
+MAX_MUTED = 50
+MAX_MUTED_CHARS = 60
 FREQUENCIES = ("daily", "weekdays", "weekly")
 # Line breaks of every kind a mail header parser might honour, plus NUL.
 LINE_BREAKS = frozenset("\r\n\x00\x0b\x0c\x85\u2028\u2029")
@@ -117,7 +122,30 @@ def parse_seeds(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def _int(raw: str, low: int, high: int, name: str, default: int) -> int:
+def parse_authors(raw: str) -> tuple[str, ...]:
+    """Followed authors, one per line or separated by semicolons ("Baeva, Anna" keeps its
+    comma); the same person written twice is kept once."""
+    items = [_clean(part) for part in re.split(r"[;\n\r]+", raw)]
+    items = [item for item in items if item]
+    if len(items) > MAX_AUTHORS:
+        raise FormError({"authors": "too_many"})
+    if any(len(item) > MAX_AUTHOR_CHARS for item in items):
+        raise FormError({"authors": "item_too_long"})
+    return tuple(dict.fromkeys(items))
+
+
+def parse_muted(raw: str) -> tuple[str, ...]:
+    """Muted words, phrases or arXiv categories, separated by commas, semicolons or lines."""
+    items = [_clean(part) for part in _SPLIT_INTERESTS.split(raw)]
+    items = [item for item in items if item]
+    if len(items) > MAX_MUTED:
+        raise FormError({"muted": "too_many"})
+    if any(len(item) > MAX_MUTED_CHARS for item in items):
+        raise FormError({"muted": "item_too_long"})
+    return tuple(dict.fromkeys(items))
+
+
+def _int(raw: str, low: int, high: int, name: str, default: int | None) -> int | None:
     if not raw.strip():
         return default
     if not raw.strip().isdigit() or not low <= int(raw) <= high:
@@ -138,6 +166,11 @@ def parse_preferences(form: Mapping[str, Any], *, default_hour: int = 7) -> Pref
         ),
         "weekly_day": lambda: _int(_field(form, "weekly_day"), 0, 6, "weekly_day", 0),
         "trending": lambda: _int(_field(form, "trending"), 0, 100, "trending", 25) / 100,
+        "authors": lambda: parse_authors(_field(form, "authors")),
+        "muted": lambda: parse_muted(_field(form, "muted")),
+        "papers_per_digest": lambda: _int(
+            _field(form, "papers_per_digest"), *PAPERS_PER_DIGEST, "papers_per_digest", None
+        ),
     }
     for name, parse in parsers.items():
         try:
@@ -162,6 +195,9 @@ def parse_preferences(form: Mapping[str, Any], *, default_hour: int = 7) -> Pref
         weekly_day=values["weekly_day"],
         trending_weight=values["trending"],
         nothing_new_note=_field(form, "nothing_new_note") in ("on", "1", "yes"),
+        authors=values["authors"],
+        muted=values["muted"],
+        papers_per_digest=values["papers_per_digest"],
     )
 
 

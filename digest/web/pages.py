@@ -7,13 +7,14 @@ from datetime import UTC, timedelta
 from fastapi import APIRouter
 from sqlalchemy import func, select, text
 from sqlmodel import Session
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 from digest.bootstrap import Services
 from digest.models import Edition, FeedState, Paper, utcnow
 from digest.render import safe_url, tldr
+from digest.seeds import fetch_missing_now
 from digest.store import papers as paper_store
 from digest.subscriptions import RequestMeta, keyed_hash, process_subscription
 from digest.texts import unicode_text
@@ -60,6 +61,9 @@ def _form_defaults(services: Services) -> dict[str, str]:
         "frequency": "daily",
         "weekly_day": "0",
         "trending": "25",
+        "authors": "",
+        "muted": "",
+        "papers_per_digest": "",
     }
 
 
@@ -105,9 +109,15 @@ async def subscribe(request: Request) -> HTMLResponse:
     response = page(request, "check_inbox.html")
     # Queued only once the page has been sent, so the work (which differs by the address's
     # state) cannot share the visitor's wait even for CPU.
-    response.background = BackgroundTask(
+    response.background = BackgroundTasks()
+    response.background.add_task(
         web.jobs.submit, process_subscription, services, subscription, meta
     )
+    seeds = list(subscription.preferences.seed_papers)
+    if seeds:  # the form's example 1706.03762 too: fetched, stored, used from the first digest
+        response.background.add_task(
+            web.jobs.submit, fetch_missing_now, services.settings, services.engine, seeds
+        )
     return response
 
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import math
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,9 +71,12 @@ class SecurityMiddleware:
         max_body: int,
         https: bool,
         too_large: Callable[[], bytes],
+        uploads: tuple[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
+        # (path pattern, cap): the one route that takes a file gets its own, larger cap.
+        self.uploads = (re.compile(uploads[0]), uploads[1]) if uploads else None
         self.https = https
         self.too_large = too_large
         self._fixed = self._headers()  # the same for every response: built once
@@ -97,8 +101,11 @@ class SecurityMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        max_body = self.max_body
+        if self.uploads and self.uploads[0].match(scope.get("path", "")):
+            max_body = self.uploads[1]
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             await self._refuse(send_with_headers)
             return
         if scope.get("method") in ("POST", "PUT", "PATCH"):
@@ -112,7 +119,7 @@ class SecurityMiddleware:
                     return
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > self.max_body:
+                if size > max_body:
                     await self._refuse(send_with_headers)
                     return
                 chunks.append(chunk)

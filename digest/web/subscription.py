@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest import resubscribing, subscriptions
 from digest.models import Subscriber
+from digest.seeds import fetch_missing_now
 from digest.subscriptions import ConfirmResult
 from digest.web import links
 from digest.web.forms import FormError, parse_preferences, timezones
@@ -69,6 +71,9 @@ def _values(subscriber: Subscriber) -> dict[str, str]:
         "weekly_day": str(subscriber.weekly_day),
         "trending": str(round((weight if weight is not None else 0.25) * 100)),
         "nothing_new_note": "on" if subscriber.nothing_new_note else "",
+        "authors": "\n".join(subscriber.authors),
+        "muted": ", ".join(subscriber.muted),
+        "papers_per_digest": str(subscriber.papers_per_digest or ""),
     }
 
 
@@ -81,7 +86,9 @@ def _subscriber(request: Request, token: str) -> Subscriber:
     return subscriber
 
 
-def _manage_page(request, token, subscriber, *, values=None, errors=None, notice="", status=200):
+def _manage_page(
+    request, token, subscriber, *, values=None, errors=None, notice="", status=200, **extra
+):
     services = state(request).services
     base = services.settings.web.base_url.rstrip("/")
     # The feed stops with the subscription (it answers 410), so its address is not offered.
@@ -101,6 +108,8 @@ def _manage_page(request, token, subscriber, *, values=None, errors=None, notice
         ratings=subscriptions.ratings(services, subscriber.id),
         feed_url=feed,
         timezones=sorted(timezones()),
+        library_entries=subscriber.library_text.count("\n") + 1 if subscriber.library_text else 0,
+        **{"import_summary": "", "import_failed": False, "offered_authors": [], **extra},
     )
 
 
@@ -124,7 +133,17 @@ async def manage_save(request: Request, token: str) -> HTMLResponse:
             request, token, subscriber, values=values, errors=exc.errors, status=400
         )
     subscriptions.update_preferences(services, subscriber.id, prefs)
-    return _manage_page(request, token, _subscriber(request, token), notice="saved")
+    response = _manage_page(request, token, _subscriber(request, token), notice="saved")
+    if prefs.seed_papers:
+        # After the response: the arXiv API is asked at most once per interval.
+        response.background = BackgroundTask(
+            state(request).jobs.submit,
+            fetch_missing_now,
+            services.settings,
+            services.engine,
+            list(prefs.seed_papers),
+        )
+    return response
 
 
 @router.post("/manage/{token}/pause", response_class=HTMLResponse)
