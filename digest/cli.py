@@ -333,6 +333,7 @@ def send(
     """
     from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
+    from digest.takeover import held_claims_message
 
     st = state(ctx)
     now = utcnow()
@@ -370,6 +371,8 @@ def send(
         fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
         fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
+    if report.held:
+        fail(held_claims_message(report))
 
 
 def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
@@ -386,7 +389,13 @@ def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Sending", total=total)
         return asyncio.run(
-            send_edition(services, edition, now=now, progress=lambda n: progress.advance(task, n))
+            send_edition(
+                services,
+                edition,
+                now=now,
+                progress=lambda n: progress.advance(task, n),
+                wait_for_others_s=services.settings.delivery.claim_wait_s,
+            )
         )
 
 

@@ -3,6 +3,7 @@ stored feedback, one ranking call for a whole batch, rendering, and the final me
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -254,8 +255,13 @@ def digests_for(
     subscribers: Sequence[Subscriber],
     *,
     is_test: bool = False,
+    phases: dict[str, float] | None = None,
 ) -> list[tuple[RenderedDigest, list[str], DigestLinks]]:
-    """Rank all these subscribers at once, then render each one's digest."""
+    """Rank all these subscribers at once, then render each one's digest.
+
+    `phases` (optional) accumulates the seconds spent ranking and rendering.
+    """
+    started = time.perf_counter()
     profiles = profiles_for(session, subscribers, context=context)
     top_n = services.settings.ranking.papers_per_digest
     floor = services.settings.ranking.min_relevance
@@ -273,10 +279,15 @@ def digests_for(
             compose_row(result, i, top_n=top_n, min_relevance=floor)
             for i in range(len(subscribers))
         ]
-    return [
+    ranked = time.perf_counter()
+    rendered = [
         render_for(services, context, s, picks, profile, is_test=is_test)
         for s, picks, profile in zip(subscribers, rows, profiles, strict=True)
     ]
+    if phases is not None:
+        phases["rank"] = phases.get("rank", 0.0) + ranked - started
+        phases["render"] = phases.get("render", 0.0) + time.perf_counter() - ranked
+    return rendered
 
 
 def compose_message(

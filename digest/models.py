@@ -124,6 +124,10 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
         Index("ix_delivery_state_next", "state", "next_attempt_at"),
+        # Claiming walks (edition, state) in id order and the profile load asks for one
+        # subscriber's sent rows: both stay O(batch) however many rows the edition has.
+        Index("ix_delivery_edition_state", "edition_id", "state", "id"),
+        Index("ix_delivery_subscriber_state", "subscriber_id", "state"),
     )
     id: int | None = Field(default=None, primary_key=True)
     edition_id: int = Field(foreign_key="edition.id", index=True)
@@ -209,6 +213,16 @@ class SchedulerLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SendingProcess(SQLModel, table=True):
+    """A live sender: its claims are its own while it beats; a dead one's are taken over."""
+
+    name: str = Field(primary_key=True, max_length=100)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class EditionModel(SQLModel, table=True):

@@ -1,0 +1,138 @@
+"""Recording send outcomes in groups: one transaction for everything a group of senders did.
+
+Every UPDATE matches only a row still claimed by this worker, so a row that was taken over
+(its sender presumed dead) is never overwritten by the late original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import JSON, bindparam, func, update
+from sqlmodel import Session, col, select
+
+from digest.models import Delivery, Subscriber, Suppression, UTCDateTime
+from digest.store import subscribers as subscriber_store
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one claimed row; `state` is sent, deferred, failed or skipped."""
+
+    delivery_id: int
+    state: str
+    now: datetime
+    message_id: str | None = None
+    smtp_code: int | None = None
+    smtp_text: str | None = None
+    next_attempt_at: datetime | None = None
+    paper_keys: Sequence[str] = ()
+    picks: Sequence[Mapping[str, str]] = ()
+    suppress_email: str | None = None
+    subscriber_id: int | None = None
+
+
+def _claimed_by_us():
+    return (
+        Delivery.id == bindparam("delivery_id"),
+        Delivery.claimed_by == bindparam("worker"),
+        Delivery.state == "claimed",
+    )
+
+
+# Built once: statement construction per group would cost more than the SQL itself.
+_SENT = (
+    update(Delivery)
+    .where(*_claimed_by_us())
+    .values(
+        state="sent",
+        attempts=Delivery.attempts + 1,
+        message_id=bindparam("message_id"),
+        smtp_code=bindparam("smtp_code"),
+        smtp_text=bindparam("smtp_text"),
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        paper_keys=bindparam("paper_keys", type_=JSON()),
+        picks=bindparam("picks", type_=JSON()),
+    )
+)
+_TRIED = (
+    update(Delivery)
+    .where(*_claimed_by_us())
+    .values(
+        state=bindparam("state"),
+        attempts=Delivery.attempts + 1,
+        message_id=bindparam("message_id"),
+        smtp_code=bindparam("smtp_code"),
+        smtp_text=bindparam("smtp_text"),
+        next_attempt_at=func.coalesce(
+            bindparam("next_attempt_at", type_=UTCDateTime()), Delivery.next_attempt_at
+        ),
+    )
+)
+_SKIPPED = update(Delivery).where(*_claimed_by_us()).values(state="skipped")
+_STATUSES = select(Subscriber.id, Subscriber.status).where(
+    col(Subscriber.id).in_(bindparam("ids", expanding=True))
+)
+
+
+def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> None:
+    """Write a group of outcomes and commit once: all of them are durable, or none."""
+    sent, tried, skipped = [], [], []
+    for o in outcomes:
+        if o.state == "sent":
+            sent.append(
+                {
+                    "delivery_id": o.delivery_id,
+                    "worker": worker,
+                    "now": o.now,
+                    "message_id": o.message_id,
+                    "smtp_code": o.smtp_code,
+                    "smtp_text": o.smtp_text,
+                    "paper_keys": list(o.paper_keys),
+                    "picks": [dict(p) for p in o.picks],
+                }
+            )
+        elif o.state == "skipped":
+            skipped.append({"delivery_id": o.delivery_id, "worker": worker})
+        else:
+            tried.append(
+                {
+                    "delivery_id": o.delivery_id,
+                    "worker": worker,
+                    "state": o.state,
+                    "message_id": o.message_id,
+                    "smtp_code": o.smtp_code,
+                    "smtp_text": o.smtp_text,
+                    "next_attempt_at": o.next_attempt_at,
+                }
+            )
+    connection = session.connection()
+    for statement, rows in ((_SENT, sent), (_TRIED, tried), (_SKIPPED, skipped)):
+        if rows:
+            connection.execute(statement, rows)
+    for o in outcomes:
+        if o.suppress_email is not None and o.subscriber_id is not None:
+            _suppress(session, o.subscriber_id, o.suppress_email, o.now)
+    session.commit()
+
+
+def _suppress(session: Session, subscriber_id: int, email: str, now: datetime) -> None:
+    if not subscriber_store.is_suppressed(session, email):
+        key = subscriber_store.email_hash(email)
+        session.add(Suppression(email_hash=key, reason="hard_bounce", created_at=now))
+    session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber_id).values(status="suppressed")
+    )
+    session.flush()
+
+
+def statuses(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
+    """Each subscriber's status now, read in one query outside any long transaction."""
+    if not subscriber_ids:
+        return {}
+    rows = session.connection().execute(_STATUSES, {"ids": list(subscriber_ids)})
+    result = {subscriber_id: status for subscriber_id, status in rows}
+    session.commit()
+    return result
