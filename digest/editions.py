@@ -146,6 +146,7 @@ class _Run:
         self.should_stop = should_stop
         self.progress = progress
         self.report = SendReport()
+        self.cursor = 0  # the highest row id claimed so far (see ledger.claim_batch)
         self.session = Session(services.engine, expire_on_commit=False)
         self.writer = LedgerWriter(services.engine, worker=worker)
         self.limiter = RateLimiter(smtp.max_rate_per_s, sleep=sleep)
@@ -355,6 +356,7 @@ async def _send_batches(run: _Run, *, now: datetime, wait_for_retries: bool) -> 
             worker=run.worker,
             now=clock(),
             settings=services.settings.delivery,
+            after_id=run.cursor,
         )
         if not batch:
             wake_at = ledger.next_retry_at(session, run.edition.id) if wait_for_retries else None
@@ -362,6 +364,7 @@ async def _send_batches(run: _Run, *, now: datetime, wait_for_retries: bool) -> 
                 break
             await run.sleep(max((wake_at - clock()).total_seconds(), 0.0) + 0.01)
             continue
+        run.cursor = max(run.cursor, batch[-1].id)
         subscribers = ledger.subscribers_of(session, [d.subscriber_id for d in batch])
         live = []
         for delivery in batch:

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -29,6 +30,11 @@ class LedgerWriter:
         self.groups = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self._session = Session(engine, expire_on_commit=False)
+        # PostgreSQL: groups of "sent" rows go as one statement on a connection of their own
+        # in autocommit, with the commit durability of store/outcomes.record.
+        self._autocommit: Any = None
+        if engine.dialect.name == "postgresql":
+            self._autocommit = psycopg_autocommit(engine)
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -63,7 +69,10 @@ class LedgerWriter:
     def _write(self, group: list[Outcome]) -> None:
         started = time.perf_counter()
         try:
-            outcome_store.record(self._session, group, worker=self.worker)
+            if self._autocommit is not None and all(o.state == "sent" for o in group):
+                outcome_store.record_sent_postgres(self._autocommit, group, self.worker)
+            else:
+                outcome_store.record(self._session, group, worker=self.worker)
         except BaseException:
             self._session.rollback()
             raise
@@ -89,8 +98,28 @@ class LedgerWriter:
             await self.flush()
         finally:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._session.close)
+            await loop.run_in_executor(self._executor, self._close)
             self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        self._session.close()
+        if self._autocommit is not None:
+            self._autocommit.close()
+
+
+def psycopg_autocommit(engine: Engine) -> Any:
+    """A psycopg connection of its own (not the pool's: its settings must not leak)."""
+    import psycopg
+
+    url = engine.url.set(drivername="postgresql")
+    query = dict(url.query)
+    options = query.pop("options", None)
+    plain = url.set(query=query).render_as_string(hide_password=False)
+    connection = psycopg.connect(
+        plain, autocommit=True, **({"options": options} if options else {})
+    )
+    connection.execute("SET synchronous_commit = off")
+    return connection
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

@@ -17,7 +17,13 @@ from digest.store import senders
 
 
 def claim_due(
-    session: Session, *, edition_id: int, worker: str, now: datetime, settings: DeliverySettings
+    session: Session,
+    *,
+    edition_id: int,
+    worker: str,
+    now: datetime,
+    settings: DeliverySettings,
+    after_id: int = 0,
 ) -> list[Delivery]:
     """Claim a batch; rows of senders that are no longer alive come first."""
     takeable = senders.takeable(
@@ -36,6 +42,7 @@ def claim_due(
         now=now,
         lease_s=settings.lease_s,
         takeable=takeable,
+        after_id=after_id,
     )
 
 

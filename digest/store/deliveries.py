@@ -74,21 +74,29 @@ def claim_batch(
     now: datetime,
     lease_s: float,
     takeable: Sequence[str] = (),
+    after_id: int = 0,
 ) -> list[Delivery]:
     """Claim up to `limit` due rows: claims of dead senders (`takeable`) or whose lease ran
     out first, then due deferred rows, then pending ones.
 
     Each kind is its own query on the (edition, state, id) index, so a batch reads about
-    `limit` index entries however many rows of the edition were sent already.
+    `limit` index entries however many rows of the edition were sent already. Pending rows
+    are looked for past `after_id` (the caller's last claim) first: on PostgreSQL the index
+    keeps entries of rows that were pending until vacuum runs, and scanning from the start
+    would step over all of them every batch. Rows left behind are found by a rescan from
+    the start when the rows past the cursor run out.
     """
     at_edition = Delivery.edition_id == edition_id
     claimed = and_(at_edition, Delivery.state == "claimed")
     due = or_(col(Delivery.next_attempt_at).is_(None), Delivery.next_attempt_at <= now)
+    pending = and_(at_edition, Delivery.state == "pending", due)
     kinds = [
         and_(claimed, col(Delivery.claimed_at) < now - timedelta(seconds=lease_s)),
         and_(at_edition, Delivery.state == "deferred", Delivery.next_attempt_at <= now),
-        and_(at_edition, Delivery.state == "pending", due),
+        and_(pending, Delivery.id > after_id) if after_id else pending,
     ]
+    if after_id:
+        kinds.append(pending)
     if takeable:
         kinds.insert(0, and_(claimed, col(Delivery.claimed_by).in_(list(takeable))))
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -100,7 +108,8 @@ def claim_batch(
         query = query.limit(limit - len(ids))
         if postgres:
             query = query.with_for_update(skip_locked=True)
-        ids.extend(i for i in session.exec(query) if i not in ids)
+        taken = set(ids)
+        ids.extend(i for i in session.exec(query) if i not in taken)
     if not ids:
         session.commit()
         return []

@@ -6,9 +6,11 @@ Every UPDATE matches only a row still claimed by this worker, so a row that was 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, bindparam, func, update
 from sqlmodel import Session, col, select
@@ -109,6 +111,13 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
                 }
             )
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # The durability SQLite's WAL + synchronous=NORMAL gives (db.py): a commit survives our
+        # process dying at any moment, and only a crash of the database server or of the OS
+        # can lose the last fraction of a second of records. Waiting for the WAL flush of every
+        # group instead (~10 ms here) held each connection idle and made PostgreSQL's send
+        # phase 2.7x SQLite's.
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
     for statement, rows in ((_SENT, sent), (_TRIED, tried), (_SKIPPED, skipped)):
         if rows:
             connection.execute(statement, rows)
@@ -116,6 +125,39 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
         if o.suppress_email is not None and o.subscriber_id is not None:
             _suppress(session, o.subscriber_id, o.suppress_email, o.now)
     session.commit()
+
+
+def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], worker: str) -> None:
+    """A group made only of "sent" rows, as one UPDATE on an autocommit connection.
+
+    One statement is one transaction and one round trip, where the general path costs three
+    (SET LOCAL, the UPDATEs, COMMIT): with the connections waiting on each group, round trips
+    to the database server are what the send rate pays for.
+    """
+    rows = ", ".join(
+        ["(%s::int, %s, %s::int, %s, %s::timestamptz, %s::json, %s::json)"] * len(outcomes)
+    )
+    params: list[Any] = []
+    for o in outcomes:
+        params += [
+            o.delivery_id,
+            o.message_id,
+            o.smtp_code,
+            o.smtp_text,
+            o.now,
+            json.dumps(list(o.paper_keys)),
+            json.dumps([dict(p) for p in o.picks]),
+        ]
+    params.append(worker)
+    driver_connection.execute(
+        "UPDATE delivery AS d SET state = 'sent', attempts = d.attempts + 1, "
+        "message_id = v.message_id, smtp_code = v.smtp_code, smtp_text = v.smtp_text, "
+        "sent_at = v.sent_at, paper_keys = v.paper_keys, picks = v.picks "
+        f"FROM (VALUES {rows}) AS v(id, message_id, smtp_code, smtp_text, sent_at, "
+        "paper_keys, picks) "
+        "WHERE d.id = v.id AND d.claimed_by = %s AND d.state = 'claimed'",
+        params,
+    )
 
 
 def _suppress(session: Session, subscriber_id: int, email: str, now: datetime) -> None:
