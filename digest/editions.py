@@ -35,6 +35,7 @@ from digest.ledger_writer import LedgerWriter
 from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
 from digest.models import Delivery, Edition, Subscriber, utcnow
 from digest.render import message_id
+from digest.send_pause import ConnectionPause
 from digest.send_queue import SendQueue
 from digest.store import deliveries as ledger
 from digest.store import subscribers as subscriber_store
@@ -202,7 +203,11 @@ class _Run:
         sender = settings.inbound.bounce_address or settings.email.from_address
 
         async def one_connection() -> None:
-            connection = SmtpConnection(self.services.settings.smtp)
+            smtp = self.services.settings.smtp
+            connection = SmtpConnection(smtp)
+            pause = ConnectionPause(
+                base_s=smtp.relay_backoff_base_s, max_s=smtp.relay_backoff_max_s
+            )
             # The last message this connection got accepted, until its record is durable:
             # waited for before the next one goes, so a crash leaves at most one per connection.
             unrecorded: asyncio.Future[None] | None = None
@@ -210,6 +215,11 @@ class _Run:
                 while True:
                     if self.should_stop() or self.breaker.gave_up:
                         return
+                    if pause.remaining():
+                        if not len(queue):
+                            return  # nothing left for this connection to wait for
+                        await self.sleep(min(pause.remaining(), 0.05))
+                        continue
                     item = await queue.next()
                     if item is None:
                         return
@@ -226,10 +236,16 @@ class _Run:
                         sender=sender, recipient=job.subscriber.email, message=job.message
                     )
                     if outcome.kind == "relay":
-                        self.breaker.failure()
+                        # Refused at connect: the relay is down, everyone backs off. A session
+                        # closed on us (421, dropped): this connection pauses, the others go on.
+                        if outcome.connecting:
+                            self.breaker.failure()
+                        else:
+                            pause.failure()
                         queue.requeue(job)
                         continue
                     self.breaker.success()
+                    pause.success()
                     recorded = self.record(job, outcome)
                     if outcome.kind == "sent":
                         unrecorded = recorded

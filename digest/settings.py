@@ -52,7 +52,7 @@ class SmtpSettings(_Section):
     connections: int = Field(4, ge=1, le=256)
     max_rate_per_s: float = Field(0.0, ge=0)
     relay_backoff_base_s: float = Field(1.0, gt=0)
-    relay_backoff_max_s: float = Field(7.0, gt=0)
+    relay_backoff_max_s: float = Field(30.0, gt=0)
     relay_give_up_s: float = Field(600.0, gt=0)
 
 
