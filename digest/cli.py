@@ -78,7 +78,9 @@ class State:
         try:
             revision = current_revision(services.engine)
         except SQLAlchemyError as exc:
-            fail(f"database unreachable: {str(exc).splitlines()[0]}", 2)
+            from digest.db_errors import describe
+
+            fail(describe(exc, self.settings.database_url), 2)
         if revision is None:
             fail("the database is not initialised: run `digest init`", 2)
         return services
@@ -535,6 +537,7 @@ def serve(
     """
     import uvicorn
 
+    from digest.logs import redact_server_logs
     from digest.web import create_app
 
     services = state(ctx).services
@@ -542,7 +545,11 @@ def serve(
     port = port or services.settings.web.port
     # One process: the app's confirmation-mail threads and rate limits live in the database,
     # so more capacity means more `digest serve` processes behind a proxy, not --workers.
-    uvicorn.run(create_app(services), host=host, port=port, proxy_headers=False, log_level="info")
+    config = uvicorn.Config(
+        create_app(services), host=host, port=port, proxy_headers=False, log_level="info"
+    )
+    redact_server_logs(services.settings)  # after Config set up uvicorn's loggers
+    uvicorn.Server(config).run()
 
 
 def _register_plugins() -> None:
