@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 
 from sqlalchemy import Engine
@@ -26,7 +25,7 @@ class Heartbeat:
     def __init__(self, engine: Engine, *, name: str, interval_s: float) -> None:
         self.engine = engine
         self.name = name
-        self.host = socket.gethostname()
+        self.host = senders.this_host()
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -3,7 +3,6 @@ live senders hold, and say plainly what a run had to leave to them."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ def claim_due(
         session,
         edition_id=edition_id,
         me=worker,
-        host=socket.gethostname(),
+        host=senders.this_host(),
         now=utcnow(),  # heartbeats are wall-clock times, whatever clock the run uses
         ttl_s=settings.heartbeat_ttl_s,
     )
@@ -68,7 +67,7 @@ async def wait_for_others(
             session,
             edition_id=edition_id,
             me=worker,
-            host=socket.gethostname(),
+            host=senders.this_host(),
             now=utcnow(),
             ttl_s=settings.heartbeat_ttl_s,
         )

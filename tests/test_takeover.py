@@ -23,6 +23,7 @@ from digest.db import make_engine
 from digest.editions import plan_edition
 from digest.models import Delivery, SendingProcess, utcnow
 from digest.store import deliveries as ledger
+from digest.store import senders
 from tests.smtp_faults import FaultyHandler, FaultySink
 from tests.test_delivery import _build
 
@@ -161,7 +162,7 @@ def test_claims_of_a_live_local_sender_stay_its_own(sqlite_url: str, sink: Fault
     edition, _ = plan_edition(services, edition_date=now.date(), now=now)
     me = f"{os.uname().nodename}:{os.getpid()}:000000"
     with Session(services.engine) as session:
-        session.add(SendingProcess(name=me, host=os.uname().nodename, pid=os.getpid()))
+        session.add(SendingProcess(name=me, host=senders.this_host(), pid=os.getpid()))
         session.commit()
         ledger.claim_batch(
             session, edition_id=edition.id, worker=me, limit=10, now=now, lease_s=600

@@ -8,6 +8,7 @@ this host and its process is gone, otherwise when its heartbeat is older than th
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +53,17 @@ def beat(session: Session, *, name: str, now: datetime) -> None:
 def unregister(session: Session, *, name: str) -> None:
     session.execute(delete(SendingProcess).where(SendingProcess.name == name))
     session.commit()
+
+
+def this_host() -> str:
+    """This machine as senders record it: host name and kernel boot id, so that another machine
+    of the same name, or this one after a reboot, never has its process ids checked here."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = ""
+    name = socket.gethostname()
+    return f"{name}/{boot}" if boot else name
 
 
 def process_gone(pid: int) -> bool:
