@@ -27,11 +27,13 @@ def _can_mount_in_a_namespace() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(
-    not _can_mount_in_a_namespace(), reason="needs unshare (user and mount namespaces)"
-)
 def test_a_full_disk_at_start_up_says_disk_full(tmp_path: Path) -> None:
     """A real full file system: a 2 MB tmpfs, mounted in a private namespace, filled up."""
+    if not _can_mount_in_a_namespace():
+        reason = "needs unshare with user and mount namespaces"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI must run every leg
+        pytest.skip(reason)
     source, mount = tmp_path / "src", tmp_path / "mnt"
     source.mkdir()
     mount.mkdir()
