@@ -310,7 +310,7 @@ services = bootstrap.build(load_from_environment())
 now = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)
 edition, _ = plan_edition(services, edition_date=now.date(), now=now)
 report = asyncio.run(send_edition(services, edition, now=now, wait_for_others_s=60))
-print(report.sent, report.held)
+print(report.sent, report.claims_held)
 """
 
 

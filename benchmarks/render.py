@@ -57,7 +57,9 @@ def _papers(count: int) -> list[SimpleNamespace]:
 
 def _check_same_bytes(services, context, subscriber, pick, profile) -> None:
     """The reused encodings change nothing: the message equals the straightforward build."""
-    digest, _, links = render_for(services, context, subscriber, pick, profile)
+    digest, _, links = render_for(
+        services, context, subscriber, pick, profile, delivery_id=subscriber.id
+    )
     mid = message_id(edition_id=1, subscriber_id=subscriber.id, domain="d.example", secret="k")
     fast = compose_message(
         services, subscriber=subscriber, digest=digest, links=links, msg_id=mid, now=NOW
@@ -111,7 +113,10 @@ def run(count: int) -> dict[str, float]:
         profile = ranking.Profile(user="x", interests="quantization")
 
         def one(context: EditionContext, subscriber: Subscriber, pick: list) -> bytes:
-            digest, _, links = render_for(services, context, subscriber, pick, profile)
+            # Each digest has its ledger row, as in production: short rating links.
+            digest, _, links = render_for(
+                services, context, subscriber, pick, profile, delivery_id=subscriber.id
+            )
             mid = message_id(
                 edition_id=1, subscriber_id=subscriber.id, domain="d.example", secret="k"
             )

@@ -23,22 +23,22 @@ from digest.sink import SinkHandler, SmtpSink
 from digest.store import subscribers as subscriber_store
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+# Recorded responses of the real sources, so the demo shows real papers with their real
+# authors, arXiv ids, dates and links (see sample_data/README.md for their provenance).
 SAMPLE_FEEDS = (
     ("arxiv_rss_quant-ph.xml", "arxiv-rss", "arxiv-quant-ph"),
     ("hf_daily_papers.json", "hf-daily", "hf-daily"),
-    ("trending_sample_feed.xml", "feed", "trending-sample"),
+    ("arxiv_api_testing.xml", "arxiv-api", "arxiv-api"),
 )
 DEMO_SUBSCRIBERS = (
     (
         "ada@demo.example",
-        "post-training quantization of large language models, low-bit "
-        "weights and activations, quantized inference",
+        "language model agents: web and search agents, tool use, agent memory and safety",
     ),
     ("grace@demo.example", "quantum error correction, qubits, quantum circuits, entanglement"),
     (
         "alan@demo.example",
-        "mechanistic interpretability of language models, causal mechanisms, "
-        "probing neurons and features",
+        "software testing: mutation testing, metamorphic testing, automated test generation",
     ),
 )
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlmodel import Session
 
-from digest import ranking
+from digest import ranking, windows
 from digest.bootstrap import Services
 from digest.models import Edition, Paper, Subscriber
 from digest.ranking import semantic
 from digest.ranking.compose import compose_row
+from digest.ranking.scoring import rank_batch
 from digest.render import (
     DigestItem,
     DigestLinks,
@@ -28,6 +30,7 @@ from digest.settings import RankingSettings
 from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
+from digest.store import windows as window_store
 
 
 @dataclass
@@ -39,6 +42,10 @@ class EditionContext:
     views: dict[str, PaperView]
     renderer: EditionRenderer
     rank_context: ranking.RankContext | None = None
+    # When each candidate was first seen (epoch microseconds, candidate order) and the instant
+    # the edition's papers were read: each subscriber's window is cut from these.
+    first_seen_us: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    now: datetime | None = None
 
 
 def to_candidate(paper: Paper, *, liked_by: int = 0) -> ranking.Candidate:
@@ -78,7 +85,16 @@ def edition_context(
     paper a subscriber has seeded or rated, so profiles find them without another query.
     """
     settings = services.settings
-    since = now - timedelta(days=settings.ranking.candidate_days)
+    # Every paper the windows of the subscribers still waiting may hold (each digest is then
+    # cut to its own window): about a day's papers when everyone had yesterday's digest.
+    since = window_store.earliest_open_window(
+        session,
+        edition.id,
+        now=now,
+        first_days=settings.ranking.candidate_days,
+        weekly_first_days=7,
+        max_days=settings.calendar.max_window_days,
+    ) or now - timedelta(days=windows.pool_days(settings))
     papers = paper_store.recent_papers(session, since=since)
     likes = subscriber_store.like_counts(session, [p.key for p in papers])
     candidates = [to_candidate(p, liked_by=likes.get(p.key, 0)) for p in papers]
@@ -88,7 +104,14 @@ def edition_context(
         edition_date=edition.edition_date,
         postal_address=settings.email.postal_address,
     )
-    context = EditionContext(edition, candidates, views, renderer)
+    context = EditionContext(
+        edition,
+        candidates,
+        views,
+        renderer,
+        first_seen_us=windows.epoch_us([p.first_seen for p in papers]),
+        now=now,
+    )
     if candidates:
         referenced = subscriber_store.referenced_paper_keys(session)
         candidate_keys = {c.id for c in candidates}
@@ -100,7 +123,13 @@ def edition_context(
         # The embeddings (optional backend) are read from their table; only papers and
         # interest texts never embedded before are computed, once, and stored.
         model = semantic.backend_for(
-            _edition_model(session, edition, candidates, window_since),
+            _edition_model(
+                session,
+                edition,
+                candidates,
+                window_since,
+                dims=semantic.lsa_dims(settings.ranking.text_backend),
+            ),
             candidates + pool,
             paper_store.SessionEmbeddings(session, now),
             backend=settings.ranking.text_backend,
@@ -115,7 +144,12 @@ def edition_context(
 
 
 def _edition_model(
-    session: Session, edition: Edition, candidates: list[ranking.Candidate], since: datetime
+    session: Session,
+    edition: Edition,
+    candidates: list[ranking.Candidate],
+    since: datetime,
+    *,
+    dims: int,
 ) -> ranking.TextModel:
     """Fitted once per edition and stored, so each send run of the day reuses it.
 
@@ -126,7 +160,7 @@ def _edition_model(
     if stored is not None:
         return ranking.TextModel.from_bytes(stored)
     window = paper_store.list_papers(session, since=since)
-    model = ranking.fit_for(candidates, [to_candidate(p) for p in window])
+    model = ranking.fit_for(candidates, [to_candidate(p) for p in window], dims=dims)
     if edition.id:
         ledger.save_edition_model(session, edition.id, model.to_bytes())
     return model
@@ -165,6 +199,7 @@ def _links(services: Services, subscriber: Subscriber, edition: Edition) -> Dige
         manage=f"{base}/manage/{tokens.dumps('manage', subscriber.id)}",
         unsubscribe=f"{base}/u/{tokens.dumps('unsubscribe', subscriber.id)}",
         view=f"{base}/view/{tokens.dumps('view', [subscriber.id, edition.id])}",
+        archive=f"{base}/archive/{tokens.dumps('view', ['archive', subscriber.id])}",
     )
 
 
@@ -176,25 +211,37 @@ def render_for(
     profile: ranking.Profile,
     *,
     is_test: bool = False,
+    wanted: int | None = None,
+    delivery_id: int | None = None,
 ) -> tuple[RenderedDigest, list[str], DigestLinks]:
-    """One subscriber's digest from their composed picks; returns it with the keys it contains."""
+    """One subscriber's digest from their composed picks; returns it with the keys it contains.
+
+    A digest with a ledger row gets short rating links (`/r/<token>/3u`): the token names only
+    the row, whose stored picks the server resolves. Test sends and previews, which have no
+    row, carry one token naming the digest's papers (`/f/...`), as every digest once did.
+    """
     settings = services.settings
     base = settings.web.base_url.rstrip("/")
     keys = [p.id for p in picks]
-    # One signed token per digest names its papers; each vote link adds the paper's position,
-    # so a digest costs one signature instead of two per paper.
-    feedback = services.tokens.dumps("feedback", [subscriber.id, context.edition.id or 0, keys])
+    if delivery_id:
+        rate = f"{base}/r/{services.tokens.short('rate', delivery_id)}/"
+        votes = [(f"{rate}{n}u", f"{rate}{n}d") for n in range(1, len(picks) + 1)]
+    else:
+        feedback = services.tokens.dumps("feedback", [subscriber.id, context.edition.id or 0, keys])
+        votes = [
+            (f"{base}/f/{feedback}/{n}/up", f"{base}/f/{feedback}/{n}/down")
+            for n in range(len(picks))
+        ]
     items = []
-    for position, pick in enumerate(picks):
-        vote = f"{base}/f/{feedback}/{position}"
+    for pick, (up, down) in zip(picks, votes, strict=True):
         section = "Trending" if pick.kind == "trending" else "For you"
-        items.append(
-            DigestItem(context.views[pick.id], pick.why, f"{vote}/up", f"{vote}/down", section)
-        )
+        items.append(DigestItem(context.views[pick.id], pick.why, up, down, section))
     matched = sum(1 for p in picks if p.kind != "trending")
     has_profile = bool(profile.interests.strip() or profile.like or profile.categories)
     shortfall = ""
-    if has_profile and matched < settings.ranking.papers_per_digest:
+    if wanted is None:
+        wanted = settings.ranking.papers_per_digest
+    if has_profile and picks and matched < wanted:
         shortfall = (
             f"Only {matched} new paper{'s' if matched != 1 else ''} matched your interests "
             "closely today, so the rest are what the community is reading."
@@ -217,6 +264,8 @@ def replay_digest(
     edition: Edition,
     subscriber: Subscriber,
     shown: Sequence[Mapping[str, str]],
+    *,
+    delivery_id: int | None = None,
 ) -> RenderedDigest:
     """The digest exactly as it was sent (stored picks), rendered again for the browser."""
     settings = services.settings
@@ -244,8 +293,27 @@ def replay_digest(
         if p["id"] in views
     ]
     profile = ranking.Profile(user=str(subscriber.id), interests=subscriber.interests)
-    digest, _, _ = render_for(services, context, subscriber, picks, profile)
+    digest, _, _ = render_for(
+        services, context, subscriber, picks, profile, delivery_id=delivery_id
+    )
     return digest
+
+
+def window_starts(
+    services: Services,
+    session: Session,
+    context: EditionContext,
+    subscribers: Sequence[Subscriber],
+) -> list[datetime]:
+    """Where each subscriber's digest window begins (see windows.py)."""
+    now = context.now or context.edition.created_at
+    ends = window_store.previous_window_ends(
+        session, [s.id for s in subscribers if s.id is not None], edition_id=context.edition.id
+    )
+    return [
+        windows.window_start(s, ends.get(s.id), now=now, settings=services.settings)
+        for s in subscribers
+    ]
 
 
 def digests_for(
@@ -255,34 +323,44 @@ def digests_for(
     subscribers: Sequence[Subscriber],
     *,
     is_test: bool = False,
+    delivery_ids: Sequence[int] | None = None,
     phases: dict[str, float] | None = None,
 ) -> list[tuple[RenderedDigest, list[str], DigestLinks]]:
-    """Rank all these subscribers at once, then render each one's digest.
-
-    `phases` (optional) accumulates the seconds spent ranking and rendering.
-    """
+    """Rank all these subscribers at once, each within their own window, then render each one's
+    digest. A digest with no picks means the subscriber's window holds nothing new.
+    `delivery_ids`: each digest's ledger row, for its short rating links. `phases` (optional)
+    accumulates the seconds spent ranking and rendering."""
     started = time.perf_counter()
     profiles = profiles_for(session, subscribers, context=context)
-    top_n = services.settings.ranking.papers_per_digest
-    floor = services.settings.ranking.min_relevance
-    if context.rank_context is None:
+    settings = services.settings
+    wanted = [windows.papers_wanted(s, settings) for s in subscribers]
+    floor = settings.ranking.min_relevance
+    if context.rank_context is None or not subscribers:
         rows: list[list[ranking.Pick]] = [[] for _ in subscribers]
     else:
-        result = ranking.rank_result(
-            context.candidates,
-            profiles,
-            top_n=top_n,
-            params=rank_params(services),
-            context=context.rank_context,
-        )
+        params = rank_params(services)
+        batch = ranking.build_batch(profiles, context.rank_context, params)
+        starts = windows.epoch_us(window_starts(services, session, context, subscribers))
+        # Papers first seen before a subscriber's window were theirs to get last time: banned
+        # like delivered ones, so neither the matches nor the trending fill reach back.
+        banned = batch.banned + windows.before_window(context.first_seen_us, starts)
+        banned = banned.tocsr()
+        banned.data[:] = 1.0
+        batch = replace(batch, banned=banned)
+        result = rank_batch(context.rank_context, batch, top_n=max(wanted), params=params)
         rows = [
-            compose_row(result, i, top_n=top_n, min_relevance=floor)
+            compose_row(result, i, top_n=wanted[i], min_relevance=floor)
             for i in range(len(subscribers))
         ]
     ranked = time.perf_counter()
+    rows_ids = list(delivery_ids) if delivery_ids is not None else [None] * len(subscribers)
     rendered = [
-        render_for(services, context, s, picks, profile, is_test=is_test)
-        for s, picks, profile in zip(subscribers, rows, profiles, strict=True)
+        render_for(
+            services, context, s, picks, profile, is_test=is_test, wanted=top_n, delivery_id=row
+        )
+        for s, picks, profile, top_n, row in zip(
+            subscribers, rows, profiles, wanted, rows_ids, strict=True
+        )
     ]
     if phases is not None:
         phases["rank"] = phases.get("rank", 0.0) + ranked - started

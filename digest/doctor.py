@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from digest.db import current_revision, make_engine
 from digest.models import FeedState
+from digest.placeholders import find_placeholders
 from digest.settings import Settings
 from digest.signing import DkimSigner
 
@@ -80,6 +81,23 @@ def check_from(settings: Settings) -> Check:
             'set DIGEST_FROM to e.g. "Trending Papers <digest@your-domain>"',
         )
     return Check("From address", True, settings.email.from_address)
+
+
+def check_placeholders(settings: Settings) -> list[Check]:
+    """One failing line per setting still at its shipped example value (production only)."""
+    found = find_placeholders(settings)
+    if settings.mode != "production":
+        note = f" ({len(found)} example defaults in use)" if found else ""
+        return [Check("placeholders", True, f"{settings.mode} mode: allowed{note}")]
+    if not found:
+        return [
+            Check(
+                "placeholders",
+                True,
+                "no example.com address, sample postal address or local base URL",
+            )
+        ]
+    return [Check(p.setting, False, f"{p.value!r} is a placeholder", p.fix) for p in found]
 
 
 def check_database(settings: Settings) -> Check:
@@ -234,6 +252,7 @@ CHECKS: tuple[Callable[[Settings], Check | list[Check]], ...] = (
     check_secret,
     check_base_url,
     check_from,
+    check_placeholders,
     check_database,
     check_smtp,
     check_dkim,

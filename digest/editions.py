@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session
 
-from digest import bounces, takeover, timetable
+from digest import bounces, edition_states, nothing_new, takeover, timetable
 from digest.bootstrap import Services
 from digest.digests import (  # re-exported: the web app and previews build digests through here
     EditionContext,
@@ -39,6 +39,7 @@ from digest.send_pause import ConnectionPause
 from digest.send_queue import SendQueue
 from digest.store import deliveries as ledger
 from digest.store import subscribers as subscriber_store
+from digest.store import windows as window_store
 from digest.store.outcomes import Outcome
 
 __all__ = [
@@ -67,10 +68,16 @@ class SendReport:
     relay_down: bool = False
     relay_trips: int = 0
     paused: bool = False
+    # Subscribers whose window held nothing new: no digest (a note if they asked for one).
+    nothing_new: int = 0
+    notes: int = 0
+    # The hold note when every source failed and the edition was held.
+    held: str = ""
+    status: str = ""
     # Rows other live senders still held when this run ended, and when they fall free.
-    held: int = 0
-    held_by: tuple[str, ...] = ()
-    held_until: datetime | None = None
+    claims_held: int = 0
+    claims_held_by: tuple[str, ...] = ()
+    claims_held_until: datetime | None = None
     # Seconds per phase (claim, rank, render, send, record); record overlaps send.
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -107,6 +114,8 @@ def plan_edition(
             session, edition_id=edition.id, subscriber_ids=[s.id for s in subscribers]
         )
         session.commit()
+        if edition.status != "held":
+            edition_states.refresh(session, edition)
         return edition, planned
 
 
@@ -118,6 +127,8 @@ class _Job:
     keys: list[str]
     message_id: str
     picks: list[dict[str, str]]
+    # Set for the short "nothing new" note: recorded as sent with this reason.
+    note: str | None = None
 
     @property
     def subscriber_id(self) -> int:
@@ -168,8 +179,17 @@ class _Run:
         )
         attempts = job.delivery.attempts + 1
         if outcome.kind == "sent":
-            row = Outcome(job.delivery.id, "sent", paper_keys=job.keys, picks=job.picks, **common)
+            # A "nothing new" note is recorded as sent with its reason, in the same group.
+            row = Outcome(
+                job.delivery.id,
+                "sent",
+                paper_keys=job.keys,
+                picks=job.picks,
+                reason=job.note[:200] if job.note else None,
+                **common,
+            )
             report.sent += 1
+            report.notes += bool(job.note)
         elif outcome.kind == "deferred" and attempts < settings.delivery.max_attempts:
             retry_at = _retry_at(settings.delivery.backoff_base_s, attempts, now)
             row = Outcome(job.delivery.id, "deferred", next_attempt_at=retry_at, **common)
@@ -189,8 +209,9 @@ class _Run:
             self.progress(1)
         return self.writer.submit(row)
 
-    def skip(self, delivery: Delivery) -> None:
-        self.writer.submit(Outcome(delivery.id, "skipped", now=self.clock()))
+    def skip(self, delivery: Delivery, reason: str | None = None) -> None:
+        reason = reason[:200] if reason else None
+        self.writer.submit(Outcome(delivery.id, "skipped", now=self.clock(), reason=reason))
         self.report.skipped += 1
         if self.progress:
             self.progress(1)
@@ -300,7 +321,7 @@ async def send_edition(
     `wait_for_retries` keeps the run going until deferred rows are sent or out of attempts
     (tests and one-shot sends); the worker instead comes back every minute. Rows that other
     live senders hold are waited for up to `wait_for_others_s` (taken over if their sender
-    dies meanwhile); what is still held then is in the report's `held`.
+    dies meanwhile); what is still held then is in the report's `claims_held`.
     """
     started = time.perf_counter()
     run = _Run(
@@ -321,6 +342,14 @@ async def send_edition(
             counts = ledger.state_counts(run.session, edition.id)
             run.report.planned = sum(counts.get(state, 0) for state in ledger.OPEN_STATES)
             return run.report
+        start, _ = timetable.edition_window(
+            edition.edition_date, services.settings.scheduler.edition_hour
+        )
+        run.report.held = edition_states.check_hold(
+            run.session, services.settings, edition, since=start
+        )
+        if run.report.held:
+            return run.report
         interval = services.settings.delivery.heartbeat_s
         with Heartbeat(services.engine, name=run.worker, interval_s=interval):
             await _send_batches(run, now=now, wait_for_retries=wait_for_retries)
@@ -335,7 +364,7 @@ async def send_edition(
                 send_more=lambda: _send_batches(run, now=now, wait_for_retries=False),
                 sleep=sleep,
             )
-            report.held, report.held_by, report.held_until = (
+            report.claims_held, report.claims_held_by, report.claims_held_until = (
                 held.count,
                 held.holders,
                 held.free_by,
@@ -345,9 +374,13 @@ async def send_edition(
         try:
             await run.writer.close()
         finally:
-            run.session.close()
-            run.report.seconds = time.perf_counter() - started
-            run.report.phases["record"] = run.writer.seconds
+            try:
+                # After the writer's last group: the state counts every recorded outcome.
+                run.report.status = edition_states.refresh(run.session, edition)
+            finally:
+                run.session.close()
+                run.report.seconds = time.perf_counter() - started
+                run.report.phases["record"] = run.writer.seconds
     return run.report
 
 
@@ -390,7 +423,10 @@ async def _send_batches(run: _Run, *, now: datetime, wait_for_retries: bool) -> 
             else:
                 live.append((delivery, subscriber))
         mark = _timed(run, "claim", mark)
-        jobs = _jobs(services, session, context, live, now=clock(), phases=run.report.phases)
+        jobs, empty = _jobs(services, session, context, live, now=clock(), phases=run.report.phases)
+        for delivery in empty:
+            run.skip(delivery, nothing_new.REASON)
+            run.report.nothing_new += 1
         mark = time.perf_counter()
         await run.send_all(jobs)
         _timed(run, "send", mark)
@@ -407,25 +443,54 @@ def _jobs(
     *,
     now: datetime,
     phases: dict[str, float],
-) -> list[_Job]:
-    """Rank and render a claimed batch at once; one message per delivery."""
+) -> tuple[list[_Job], list[Delivery]]:
+    """Rank and render a claimed batch at once: one message per delivery whose window holds
+    something new (or a "nothing new" note for those who asked), and the rows with nothing."""
     if not live:
-        return []
+        return [], []
     settings = services.settings
-    digests = digests_for(services, session, context, [s for _, s in live], phases=phases)
+    digests = digests_for(
+        services,
+        session,
+        context,
+        [s for _, s in live],
+        delivery_ids=[d.id for d, _ in live],
+        phases=phases,
+    )
     started = time.perf_counter()
-    jobs = []
+    jobs: list[_Job] = []
+    empty: list[Delivery] = []
     for (delivery, subscriber), (digest, keys, links) in zip(live, digests, strict=True):
+        if not digest.picks and not subscriber.nothing_new_note:
+            empty.append(delivery)
+            continue
         msg_id = message_id(
             edition_id=context.edition.id,
             subscriber_id=subscriber.id,
             domain=settings.email.message_id_domain,
             secret=settings.secret(),
         )
+        if not digest.picks:
+            raw = nothing_new.compose(
+                services,
+                subscriber=subscriber,
+                links=links,
+                msg_id=msg_id,
+                edition_date=context.edition.edition_date,
+                now=now,
+            )
+            jobs.append(_Job(delivery, subscriber, raw, [], msg_id, [], nothing_new.NOTE_REASON))
+            continue
         raw = compose_message(
             services, subscriber=subscriber, digest=digest, links=links, msg_id=msg_id, now=now
         )
         shown = [{"id": key, "why": why, "kind": kind} for key, why, kind in digest.picks]
         jobs.append(_Job(delivery, subscriber, raw, keys, msg_id, shown))
     phases["render"] = phases.get("render", 0.0) + time.perf_counter() - started
-    return jobs
+    # The next digest of each of these readers starts where this one's papers were read.
+    window_store.set_window_end(
+        session,
+        [job.delivery.id for job in jobs if not job.note],
+        at=context.now or now,
+    )
+    return jobs, empty

@@ -42,6 +42,8 @@ from digest.render import build_message
 from digest.render import message_id as our_message_id
 from digest.store import subscribers as subscriber_store
 from digest.store import web as web_store
+from digest.store.papers import papers_by_keys
+from digest.texts import unicode_text
 from digest.tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -242,11 +244,13 @@ def _with_token(
         if word in ("pause", "resume"):
             subscriptions.set_paused(services, subscriber_id, word == "pause")
             done.append(word)
+    rated: list[str] = []
     if commands.ratings:
-        done.append(_rate(services, message, subscriber_id, edition_id, commands))
+        action, rated = _rate(services, message, subscriber_id, edition_id, commands)
+        done.append(action)
     replies = []
     if done:
-        replies.append(_done_mail(services, subscriber.email, now, list(done)))
+        replies.append(_done_mail(services, subscriber.email, now, list(done), rated))
     if "help" in commands.words or commands.empty:
         replies.append(_help_mail(services, subscriber.email, now, "token"))
         done.append("help")
@@ -263,6 +267,7 @@ def _preferences(subscriber: Subscriber, interests: str) -> subscriptions.Prefer
         frequency=subscriber.frequency,
         weekly_day=subscriber.weekly_day,
         trending_weight=subscriber.trending_weight,
+        nothing_new_note=subscriber.nothing_new_note,
     )
 
 
@@ -272,11 +277,14 @@ def _rate(
     subscriber_id: int,
     edition_id: int | None,
     commands: Commands,
-) -> str:
+) -> tuple[str, list[str]]:
+    """Record the ratings; returns the action and one line per rated paper for the reply."""
     edition_id = edition_id or _edition_from_headers(services, message, subscriber_id)
     with Session(services.engine) as session:
         edition_id, keys = _digest_papers(session, subscriber_id, edition_id)
+        titles = {k: unicode_text(p.title) for k, p in papers_by_keys(session, keys).items()}
     rated = 0
+    lines: list[str] = []
     for kind, number in commands.ratings:
         if not 1 <= number <= len(keys):
             continue  # a number the digest did not show
@@ -288,7 +296,9 @@ def _rate(
             value = 1 if kind == "up" else -1
             subscriptions.rate(services, subscriber_id, key, value, edition_id=edition_id)
         rated += 1
-    return f"rated:{rated}"
+        mark = {"up": "👍", "down": "👎", "more": "👍 more like this:"}[kind]
+        lines.append(f"{mark} {number}. {titles.get(key, key)}")
+    return f"rated:{rated}", lines
 
 
 def _sender_address(message: EmailMessage, mail_from: str | None) -> str | None:
@@ -343,11 +353,18 @@ def _help_mail(
 
 
 def _done_mail(
-    services: Services, to: str, now: datetime, actions: list[str]
+    services: Services, to: str, now: datetime, actions: list[str], rated: list[str] = ()
 ) -> subscriptions.OutgoingMail:
-    """The acknowledgement of commands that changed a subscription (token-verified only)."""
+    """The acknowledgement of commands that changed a subscription (token-verified only);
+    ratings are named paper by paper."""
     return _auto_reply(
-        services, to, now, DONE_TEMPLATE, actions=actions, unsubscribed="unsubscribed" in actions
+        services,
+        to,
+        now,
+        DONE_TEMPLATE,
+        actions=actions,
+        rated=list(rated),
+        unsubscribed="unsubscribed" in actions,
     )
 
 

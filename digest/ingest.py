@@ -42,7 +42,8 @@ class SourceReport:
     status: str = OK
     fetched: int = 0
     new: int = 0
-    updated: int = 0
+    changed: int = 0
+    unchanged: int = 0
     skipped: int = 0
     errors: int = 0
     error: str | None = None
@@ -91,7 +92,7 @@ def record_feed_state(
     state.last_error = one_line(report.error) if report.error else None
     state.fetched = report.fetched
     state.new = report.new
-    state.updated = report.updated
+    state.updated = report.changed
     if report.status in SUCCESSFUL:
         state.last_success_at = now
     session.flush()
@@ -123,7 +124,8 @@ def store_result(
             with session_scope(engine) as session:
                 counts = upsert_papers(session, records, now=now)
             report.new += counts.new
-            report.updated += counts.updated
+            report.changed += counts.changed
+            report.unchanged += counts.unchanged
             report.skipped += counts.skipped
         except Exception as exc:  # one source's bad row must not abort the run
             stored_ok = False
@@ -185,9 +187,10 @@ def ingest_file(
     now: datetime | None = None,
     since: datetime | None = None,
 ) -> SourceReport:
-    """Ingest one recorded document from disk; the source name defaults to the file's stem."""
+    """Ingest one recorded document from disk, as source `source` (default: the format's name;
+    never the file's name, which would make every recording a source of its own)."""
     path = Path(path)
-    name = source or path.stem
+    name = source or kind
     if kind not in KINDS:
         report = SourceReport(source=name, kind=kind, status=FAILED, errors=1)
         report.error = f"unknown format {kind!r} (one of {', '.join(KINDS)})"

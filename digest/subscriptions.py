@@ -29,6 +29,7 @@ from digest.models import Consent, Feedback, Paper, Subscriber, utcnow
 from digest.render import build_message
 from digest.store import subscribers as subscriber_store
 from digest.store import web as web_store
+from digest.texts import unicode_text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Preferences:
     frequency: str = "daily"
     weekly_day: int = 0
     trending_weight: float | None = None
+    # A short "nothing new today" note on days with nothing new, instead of no mail.
+    nothing_new_note: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ def _apply(subscriber: Subscriber, prefs: Preferences) -> None:
     subscriber.frequency = prefs.frequency
     subscriber.weekly_day = prefs.weekly_day
     subscriber.trending_weight = prefs.trending_weight
+    subscriber.nothing_new_note = prefs.nothing_new_note
 
 
 def _may_send_confirmation(services: Services, email: str, now: datetime) -> bool:
@@ -457,7 +461,7 @@ def ratings(services: Services, subscriber_id: int) -> list[Rating]:
         return [
             Rating(
                 r.paper_key,
-                papers[r.paper_key].title if r.paper_key in papers else r.paper_key,
+                unicode_text(papers[r.paper_key].title) if r.paper_key in papers else r.paper_key,
                 papers[r.paper_key].url if r.paper_key in papers else None,
                 r.value,
             )

@@ -82,9 +82,9 @@ async def wait_for_others(
 
 def held_claims_message(report: object) -> str:
     """One line for an operator: how many rows live senders still hold, and until when."""
-    held = getattr(report, "held", 0)
-    holders = ", ".join(getattr(report, "held_by", ()))
-    until: datetime | None = getattr(report, "held_until", None)
+    held = getattr(report, "claims_held", 0)
+    holders = ", ".join(getattr(report, "claims_held_by", ()))
+    until: datetime | None = getattr(report, "claims_held_until", None)
     when = until.astimezone(UTC).strftime("%H:%M:%S UTC") if until else "later"
     return (
         f"{held} subscriber{'s' if held != 1 else ''} not sent yet: claimed by a live sender "

@@ -13,10 +13,16 @@ from sqlalchemy import create_engine, text
 from digest import bootstrap
 from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
-from digest.settings import DeliverySettings, Settings, SmtpSettings
+from digest.settings import DeliverySettings, RankingSettings, Settings, SmtpSettings
 from digest.sink import SinkHandler, SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Tests rank with the LSA backend unless they are about embeddings: the default backend embeds
+# each paper it has not seen (~0.1 s a paper on this CPU), which would make the suite several
+# times slower. The tests of the default itself (test_semantic.py, test_minilm.py and the demo
+# test) ask for it. Set here for the processes tests start; the `settings` fixture below too.
+TEST_TEXT_BACKEND = "tfidf"
+os.environ.setdefault("DIGEST_RANKING__TEXT_BACKEND", TEST_TEXT_BACKEND)
 PG_URL_VAR = "DIGEST_TEST_DATABASE_URL"
 
 
@@ -72,6 +78,7 @@ def settings(sqlite_url: str, smtp_sink: SmtpSink) -> Settings:
         database_url=sqlite_url,
         smtp=SmtpSettings(host=smtp_sink.host, port=smtp_sink.port, timeout_s=10),
         delivery=DeliverySettings(backoff_base_s=1.0),
+        ranking=RankingSettings(text_backend=TEST_TEXT_BACKEND),
     )
 
 

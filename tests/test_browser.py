@@ -195,3 +195,60 @@ def test_w7_stored_xss_payloads_do_not_execute_in_chromium(browser, services) ->
     context.close()
     record("W7-chromium", payloads=len(XSS), executed=executed, dialogs=len(dialogs))
     assert set(executed.values()) == {0} and dialogs == []
+
+
+def test_pages_say_who_and_what_at_phone_and_desktop_width(live, browser) -> None:
+    base, services = live
+    _, chromium = browser
+    from tests.web_support import active_subscriber
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    email = "phone.reader@example.org"
+    sid = active_subscriber(services, email)
+    manage_url = f"{base}/manage/{services.tokens.dumps('manage', sid)}"
+    unsubscribe_url = f"{base}/u/{services.tokens.dumps('unsubscribe', sid)}"
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = chromium.new_context(viewport=size, timezone_id="Europe/Berlin")
+        page = context.new_page()
+        failed: list[str] = []
+        page.on("response", lambda r, f=failed: r.status >= 400 and f.append(f"{r.status} {r.url}"))
+        fits = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+        page.goto(base + "/")
+        assert page.request.get(base + "/favicon.ico").status == 200
+        assert not page.locator("#weekly_day").is_visible()  # "Every day" is chosen
+        page.select_option("#frequency", "weekly")
+        assert page.locator("#weekly_day").is_visible()  # by CSS alone
+        assert page.evaluate(fits), f"landing overflows at {label} width"
+        page.select_option("#frequency", "daily")
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SHOTS / f"landing-{label}.png"), full_page=True)
+
+        page.goto(manage_url)
+        assert email in page.locator(".who").inner_text()
+        state = page.locator("p.state").inner_text()
+        assert "Every day at 07:00" in state and "Weekly on" not in state
+        assert not page.locator("#weekly_day").is_visible()
+        pause = page.locator(".actions button", has_text="Pause").bounding_box()
+        leave = page.locator(".actions button", has_text="Unsubscribe").bounding_box()
+        assert abs(pause["y"] - leave["y"]) < 1 and abs(pause["height"] - leave["height"]) < 1
+        assert page.evaluate(fits), f"manage page overflows at {label} width"
+        page.screenshot(path=str(SHOTS / f"manage-{label}.png"), full_page=True)
+        assert failed == [], failed
+        context.close()
+
+    context = chromium.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(manage_url)
+    page.locator(".actions button", has_text="Unsubscribe").click()
+    assert "unsubscribed" in page.locator("h1").inner_text()
+    assert subscriber(services, email).status == "unsubscribed"
+    page.goto(manage_url)
+    assert "/feed/" not in page.content()
+    page.goto(unsubscribe_url)  # the link again, later
+    assert page.locator("h1").inner_text() == "You're unsubscribed"
+    page.screenshot(path=str(SHOTS / "unsubscribed-phone.png"), full_page=True)
+    page.click("text=Subscribe again")
+    assert "Welcome back" in page.locator("h1").inner_text()
+    assert subscriber(services, email).status == "active"
+    context.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.policy
 import json
+from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
 
@@ -87,13 +89,44 @@ def test_send_delivers_once_then_nothing(env, smtp_sink: SmtpSink) -> None:
     fetched = run(env, "fetch", "--file", HF_DAILY, "--format", "hf-daily")
     run(env, "subscribers", "add", "ada@example.com", "--interests", "agents", "--confirmed")
 
-    first = run(env, "send")
-    second = run(env, "send")
+    first = run(env, "send", "--all-now")
+    second = run(env, "send", "--all-now")
 
     assert fetched.exit_code == 0, fetched.output
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0
     assert [m.recipients for m in smtp_sink.messages] == [["ada@example.com"]]
+    # One line says what was done, and why the second run sent nothing.
+    assert "Sent 1 digest for " in first.stdout
+    assert "every active subscriber already had this edition" in second.stdout
+
+
+def test_plain_send_is_due_only_and_says_why_it_sent_nothing(env, smtp_sink: SmtpSink) -> None:
+    run(env, "init")
+    run(env, "fetch", "--file", HF_DAILY, "--format", "hf-daily")
+    # Due next hour: today's moment has not come, yesterday's lies before the edition began.
+    hour = str((datetime.now(UTC).hour + 1) % 24)
+    run(
+        env,
+        "subscribers",
+        "add",
+        "ada@example.com",
+        "--interests",
+        "agents",
+        "--confirmed",
+        "--tz",
+        "UTC",
+        "--hour",
+        hour,
+    )
+
+    result = run(env, "send")
+
+    assert result.exit_code == 0, result.output
+    assert smtp_sink.messages == []
+    assert "Sent nothing for " in result.stdout
+    assert "no subscriber is due now" in result.stdout
+    assert "--all-now" in result.stdout
 
 
 def test_send_test_goes_out_marked_and_outside_the_ledger(env, smtp_sink: SmtpSink) -> None:
@@ -105,7 +138,8 @@ def test_send_test_goes_out_marked_and_outside_the_ledger(env, smtp_sink: SmtpSi
 
     assert result.exit_code == 0, result.output
     [message] = smtp_sink.messages
-    parsed = message_from_bytes(message.data)
+    # Decoded: subjects now carry the top paper's title, often non-ASCII (issue 15).
+    parsed = message_from_bytes(message.data, policy=email.policy.default)
     assert parsed["Subject"].startswith("[TEST]")
     assert parsed["X-Digest-Test"] == "yes"
     assert stats["editions"] == []
@@ -121,6 +155,17 @@ def test_preview_writes_html_and_sends_nothing(env, smtp_sink: SmtpSink, tmp_pat
 
     assert result.exit_code == 0, result.output
     assert "<html" in out.read_text(encoding="utf-8")
+    assert smtp_sink.messages == []
+
+
+def test_preview_says_when_nothing_new_would_be_sent(env, smtp_sink: SmtpSink) -> None:
+    run(env, "init")
+    run(env, "subscribers", "add", "ada@example.com", "--interests", "video", "--confirmed")
+
+    result = run(env, "preview", "ada@example.com")
+
+    assert result.exit_code == 0, result.output
+    assert "Nothing new for ada@example.com" in result.stdout
     assert smtp_sink.messages == []
 
 

@@ -55,9 +55,9 @@ def test_each_message_is_multipart_alternative_with_text_and_html(demo_run) -> N
 @pytest.mark.parametrize(
     ("email", "words"),
     [
-        ("ada@demo.example", ("quantiz",)),
+        ("ada@demo.example", ("agent",)),
         ("grace@demo.example", ("quantum", "qubit")),
-        ("alan@demo.example", ("interpretab", "mechanis", "causal")),
+        ("alan@demo.example", ("test",)),
     ],
 )
 def test_top_papers_follow_each_subscribers_interests(demo_run, email, words) -> None:
@@ -69,6 +69,21 @@ def test_top_papers_follow_each_subscribers_interests(demo_run, email, words) ->
     for paper in top3:
         text = (paper.title + " " + paper.abstract).lower()
         assert any(word in text for word in words), paper.title
+
+
+def test_the_demo_shows_real_papers_with_authors_ids_and_links(demo_run) -> None:
+    out, report = demo_run
+
+    for papers in _sent_papers(out).values():
+        for paper in papers:
+            assert paper.arxiv_id and paper.authors, paper.key
+            assert not any(a.lower().startswith("listing") for a in paper.authors)
+    for path in report.messages:
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        html = message.get_body(("html",)).get_content()
+        assert "example.org" not in html.replace("demo.example", "")
+        assert "https://arxiv.org/abs/" in html and "https://arxiv.org/pdf/" in html
+        assert "arXiv:" in html
 
 
 def test_a_second_run_on_the_same_day_sends_nothing_new(demo_run) -> None:

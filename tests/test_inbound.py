@@ -194,3 +194,24 @@ def test_commands_by_reply_are_acknowledged_to_the_subscriber(
     assert "your digest is paused" in first and "ratings recorded: 2" in first
     assert "you are unsubscribed" in second
     assert status_of(services, sid) == "unsubscribed"
+
+
+def test_the_rating_acknowledgement_names_the_rated_papers(
+    services, inbound, smtp_sink: SmtpSink
+) -> None:
+    from digest.models import Paper
+
+    sid = digest_reader(services)
+    with Session(services.engine) as session:
+        for n, key in enumerate(KEYS, start=1):
+            title = r"Schr\"odinger bridges, part " + str(n)
+            session.add(Paper(key=key, arxiv_id=key, title=title))
+        session.commit()
+
+    send(inbound, reply_address(services, sid), "+1 -3")
+
+    [reply] = [message_from_bytes(m.data, policy=default_policy) for m in smtp_sink.messages]
+    text = reply.get_content()
+    assert "👍 1. Schrödinger bridges, part 1" in text
+    assert "👎 3. Schrödinger bridges, part 3" in text
+    assert "part 2" not in text

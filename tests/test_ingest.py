@@ -104,7 +104,9 @@ def hf_items(arxiv_id: str, upvotes: int, stars: int | None = None) -> bytes:
 
 def test_rss_sample_counts_and_rerun_changes_nothing(engine: Engine) -> None:
     report = ingest_file(engine, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY1)
-    assert (report.status, report.fetched, report.new, report.updated) == ("ok", 81, 50, 31)
+    # Every one of the 81 rows is new to the store (the 31 replacements too, though no edition
+    # announces them): the first run must not call them "updated".
+    assert (report.status, report.fetched, report.new, report.changed) == ("ok", 81, 81, 0)
     before = snapshot(engine)
     with session_scope(engine) as session:
         fresh = recent_papers(session, since=DAY1)
@@ -112,7 +114,7 @@ def test_rss_sample_counts_and_rerun_changes_nothing(engine: Engine) -> None:
         assert {p.announce for p in fresh} == {"new", "cross"}
         assert sum(1 for p in list_papers(session) if p.announce == "replace") == 31
     again = ingest_file(engine, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY2)
-    assert (again.new, again.updated, again.fetched) == (0, 0, 81)
+    assert (again.new, again.changed, again.unchanged, again.fetched) == (0, 0, 81, 81)
     assert snapshot(engine) == before  # nothing but last_seen moved
     with session_scope(engine) as session:
         assert {p.last_seen for p in list_papers(session)} == {DAY2}
@@ -131,7 +133,7 @@ def test_hf_sample_and_upvotes_move_but_nothing_else(engine: Engine) -> None:
     report = ingest_bytes(
         engine, json.dumps(data).encode(), kind="hf-daily", source="hf", now=later
     )
-    assert (report.new, report.updated) == (0, 30)
+    assert (report.new, report.changed, report.unchanged) == (0, 30, 0)
     with session_scope(engine) as session:
         paper = get_paper(session, "2606.12730")
         assert paper is not None
@@ -175,7 +177,7 @@ def test_one_batch_with_duplicates_merges_before_writing(engine: Engine) -> None
     ]
     with session_scope(engine) as session:
         counts = upsert_papers(session, records, now=DAY1)
-    assert (counts.new, counts.updated, counts.skipped) == (1, 0, 0)
+    assert (counts.new, counts.changed, counts.skipped) == (1, 0, 0)
     with session_scope(engine) as session:
         paper = get_paper(session, "arXiv:2401.00001v1")
         assert paper and paper.categories == ["cs.LG", "cs.CL"] and paper.announce == "new"
@@ -198,7 +200,7 @@ def test_replacement_updates_version_but_is_never_reannounced(engine: Engine) ->
         source="arxiv",
         now=DAY2,
     )
-    assert (report.new, report.updated) == (0, 1)
+    assert (report.new, report.changed) == (0, 1)
     with session_scope(engine) as session:
         paper = get_paper(session, pid)
         assert paper and paper.version == 2 and paper.announce == "new"
@@ -216,7 +218,7 @@ def test_replacement_of_unknown_paper_is_stored_but_never_announced(engine: Engi
         source="arxiv",
         now=DAY1,
     )
-    assert (report.new, report.updated) == (0, 1)
+    assert (report.new, report.changed) == (1, 0)  # never stored before: a new row
     with session_scope(engine) as session:
         paper = get_paper(session, "2606.00002")
         assert paper and paper.announce == "replace" and paper.version == 3
@@ -237,7 +239,7 @@ def test_store_never_loses_stored_text(engine: Engine) -> None:
         upsert_papers(session, [full], now=DAY1)
     with session_scope(engine) as session:
         counts = upsert_papers(session, [bare], now=DAY2)
-    assert counts.updated == 1  # a new source joined
+    assert counts.changed == 1  # a new source joined
     with session_scope(engine) as session:
         paper = get_paper(session, "2401.00002")
         assert paper and paper.title == "Title" and paper.abstract == "Long abstract text."

@@ -12,7 +12,14 @@ from scipy import sparse
 from digest.ranking import Candidate, Profile, RankParams, rank_result
 from digest.ranking.context import RankContext, _author_key, build_context
 from digest.ranking.diversity import mmr, mmr_rows
-from digest.ranking.explain import CLOSE_TO, MAX_TERMS, _short
+from digest.ranking.explain import (
+    CLOSE_TO,
+    MAX_TERMS,
+    SCAN_TERMS,
+    _PaperPhrases,
+    _short,
+    trending_reason,
+)
 from digest.ranking.scoring import RankResult
 from digest.ranking.types import Pick
 
@@ -46,14 +53,13 @@ def ref_matched_terms(context: RankContext, profile_terms, column: int) -> list[
     if product.nnz == 0:
         return []
     order = np.argsort(-product.data, kind="stable")
-    words: list[str] = []
-    for o in order:
-        if product.data[o] <= 0 or len(words) >= MAX_TERMS:
+    ranks: dict[str, int] = {}
+    for o in order[:SCAN_TERMS]:
+        if product.data[o] <= 0:
             break
-        term = str(context.model.terms[product.indices[o]])
-        if not any(term in w or w in term for w in words):
-            words.append(term)
-    return words
+        ranks.setdefault(str(context.model.terms[product.indices[o]]), len(ranks))
+    # The terms become the paper's own phrases by the same step as the fast path.
+    return _PaperPhrases.of(context).named(column, ranks, MAX_TERMS) if ranks else []
 
 
 def ref_picks(result: RankResult, i: int) -> list[Pick]:
@@ -73,7 +79,7 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
             continue
         paper = context.candidates[j]
         trend = float(context.trend[j])
-        rel_part, trend_part = (1 - w) * float(rel), w * trend
+        rel_part, trend_part = (1 - w) * float(rel) * float(result.scale[i]), w * trend
         reasons = []
         followed = [a for a in paper.authors if _author_key(a) in authors]
         if followed:
@@ -89,11 +95,8 @@ def ref_picks(result: RankResult, i: int) -> list[Pick]:
         cats = [c for c in paper.categories if c.lower() in categories]
         if cats and len(reasons) < 2:
             reasons.append(f"in {cats[0]}, a category you follow")
-        if trend_part > 0 and (trend_part >= rel_part or not reasons):
-            if paper.upvotes:
-                reasons.append(f"trending: {paper.upvotes} upvotes")
-            elif paper.liked_by:
-                reasons.append(f"trending: liked by {paper.liked_by} readers")
+        if trend_part > 0 and (trend_part >= rel_part or not reasons) and trending_reason(paper):
+            reasons.append(trending_reason(paper))
         if not reasons:
             if len(liked):
                 reasons.append(f"nearest to “{_short(context.pool[liked[best]].title)}”")
@@ -201,7 +204,9 @@ def test_diverse_rank_equals_per_row_mmr_reference():
     dup = diverse.context.duplicates.toarray()
     changed = 0
     for i in range(len(profiles)):
-        want = mmr(plain.columns[i], plain.scores[i], dup, strength=1.0, top_n=10)
+        # MMR works on the row's calibrated scale (best papers near 1): scores / scale.
+        relevance = plain.scores[i] / plain.scale[i]
+        want = mmr(plain.columns[i], relevance, dup, strength=1.0, top_n=10)
         assert diverse.columns[i][: len(want)].tolist() == want.tolist()
         changed += want.tolist() != plain.columns[i][:10].tolist()
     assert changed  # the twins did trigger MMR somewhere

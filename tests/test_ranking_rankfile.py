@@ -46,7 +46,7 @@ def test_batch_of_profiles(tmp_path):
             assert set(item) == {"id", "score", "why"}
             assert isinstance(item["id"], str) and item["why"]
     assert not set(liked) & {item["id"] for item in lines[1]["ranked"]}
-    assert "quantiz" in lines[0]["ranked"][0]["why"]
+    assert "quantiz" in lines[0]["ranked"][0]["why"].lower()
 
 
 def test_single_profile_and_errors(tmp_path):

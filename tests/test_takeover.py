@@ -28,6 +28,9 @@ from tests.smtp_faults import FaultyHandler, FaultySink
 from tests.test_delivery import _build
 
 DIGEST = str(Path(sys.executable).parent / "digest")
+# `digest send` runs on the real clock: every subscriber now, whatever their local hour, with
+# papers first seen now (a first digest covers the days before its edition, windows.py).
+SEND = [DIGEST, "send", "--all-now"]
 
 
 @pytest.fixture
@@ -61,13 +64,11 @@ def test_a_rerun_right_after_kill_9_finishes_the_edition(
     database_url: str, sink: FaultySink
 ) -> None:
     count, connections = 500, 4
-    _build(database_url, sink, count, connections=connections).close()
+    _build(database_url, sink, count, now=utcnow(), connections=connections).close()
     env = _env(database_url, sink, DIGEST_SMTP_MAX_RATE_PER_S="250")
     assert "DIGEST_DELIVERY_LEASE_S" not in env  # the default lease: 600 s
 
-    sender = subprocess.Popen(
-        [DIGEST, "send"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    sender = subprocess.Popen(SEND, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 90
     while len(sink.handler.accepted) < 120 and sender.poll() is None:
         assert time.monotonic() < deadline, "the sender made no progress"
@@ -78,7 +79,7 @@ def test_a_rerun_right_after_kill_9_finishes_the_edition(
     killed_at = time.monotonic()
     claimed = _states(database_url).get("claimed", 0)
 
-    rerun = subprocess.run([DIGEST, "send"], env=env, capture_output=True, timeout=240)
+    rerun = subprocess.run(SEND, env=env, capture_output=True, timeout=240)
 
     received = sink.handler.recipients()
     duplicates = sum(n - 1 for n in received.values())
@@ -116,12 +117,12 @@ def _hold(services: Services, *, rows: int, heartbeat_age_s: float) -> str:
 def test_rows_a_live_sender_holds_are_reported_with_a_non_zero_exit(
     sqlite_url: str, sink: FaultySink
 ) -> None:
-    services = _build(sqlite_url, sink, 80)
+    services = _build(sqlite_url, sink, 80, now=utcnow())
     holder = _hold(services, rows=30, heartbeat_age_s=0)
     services.close()
 
     rerun = subprocess.run(
-        [DIGEST, "send"],
+        SEND,
         env=_env(sqlite_url, sink, DIGEST_DELIVERY_CLAIM_WAIT_S="1"),
         capture_output=True,
         timeout=120,
@@ -139,15 +140,13 @@ def test_rows_a_live_sender_holds_are_reported_with_a_non_zero_exit(
 def test_a_sender_that_stops_beating_is_taken_over_within_seconds(
     database_url: str, sink: FaultySink
 ) -> None:
-    services = _build(database_url, sink, 80)
+    services = _build(database_url, sink, 80, now=utcnow())
     ttl = services.settings.delivery.heartbeat_ttl_s
     _hold(services, rows=30, heartbeat_age_s=ttl - 3)
     services.close()
     started = time.monotonic()
 
-    rerun = subprocess.run(
-        [DIGEST, "send"], env=_env(database_url, sink), capture_output=True, timeout=120
-    )
+    rerun = subprocess.run(SEND, env=_env(database_url, sink), capture_output=True, timeout=120)
 
     assert rerun.returncode == 0, rerun.stderr.decode()
     assert len(sink.handler.recipients()) == 80
@@ -157,7 +156,7 @@ def test_a_sender_that_stops_beating_is_taken_over_within_seconds(
 
 def test_claims_of_a_live_local_sender_stay_its_own(sqlite_url: str, sink: FaultySink) -> None:
     """This process is alive and beats: a second sender sends the rest and leaves its rows."""
-    services = _build(sqlite_url, sink, 40)
+    services = _build(sqlite_url, sink, 40, now=utcnow())
     now = utcnow()
     edition, _ = plan_edition(services, edition_date=now.date(), now=now)
     me = f"{os.uname().nodename}:{os.getpid()}:000000"
@@ -170,7 +169,7 @@ def test_claims_of_a_live_local_sender_stay_its_own(sqlite_url: str, sink: Fault
     services.close()
 
     rerun = subprocess.run(
-        [DIGEST, "send"],
+        SEND,
         env=_env(sqlite_url, sink, DIGEST_DELIVERY_CLAIM_WAIT_S="0"),
         capture_output=True,
         timeout=120,

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import re
+from datetime import UTC, date, datetime
 from xml.etree import ElementTree
 
 import pytest
@@ -200,9 +201,30 @@ def test_view_in_browser_and_rss_feed(web, services) -> None:
     assert "Efficient LLM inference with speculative decoding" in view.text
     assert "script-src" not in view.headers["content-security-policy"]
 
+    from digest.models import Delivery, Edition
     from digest.web.links import feed_token
 
-    feed = web.client.get(f"/feed/{feed_token(services, sid)}.xml")
+    # The feed lists what the emails showed (issue 15): nothing before a digest was sent.
+    path = f"/feed/{feed_token(services, sid)}.xml"
+    titles = [t.text for t in ElementTree.fromstring(web.client.get(path).content).iter("title")]
+    assert "Efficient LLM inference with speculative decoding" not in titles
+    with Session(services.engine) as session:
+        edition = Edition(edition_date=date(2026, 11, 24), status="done")
+        session.add(edition)
+        session.flush()
+        picks = [{"id": "2611.00002", "why": "matches llm inference", "kind": "match"}]
+        session.add(
+            Delivery(
+                edition_id=edition.id,
+                subscriber_id=sid,
+                state="sent",
+                sent_at=datetime(2026, 11, 24, 7, tzinfo=UTC),
+                paper_keys=["2611.00002"],
+                picks=picks,
+            )
+        )
+        session.commit()
+    feed = web.client.get(path)
     assert feed.status_code == 200 and feed.headers["content-type"].startswith(
         "application/rss+xml"
     )
@@ -265,3 +287,18 @@ def test_unknown_paths_get_the_html_404(web) -> None:
 
 def test_suppression_hash_matches_store(services) -> None:
     assert len(email_hash("a@example.com")) == 64
+
+
+def test_the_nothing_new_note_is_a_choice_on_the_manage_page_off_by_default(web, services):
+    sid = _active(services)
+    path = f"/manage/{services.tokens.dumps('manage', sid)}"
+    page = web.client.get(path)
+    assert 'name="nothing_new_note"' in page.text
+    assert not _subscriber(services, "reader@example.com").nothing_new_note
+
+    fields = dict(interests="graph networks", timezone="UTC", delivery_hour="7", frequency="daily")
+    web.post_form(path, nothing_new_note="on", **fields)
+    assert _subscriber(services, "reader@example.com").nothing_new_note
+    assert re.search(r'name="nothing_new_note" value="on" checked', web.client.get(path).text)
+    web.post_form(path, **fields)  # an unticked box is not sent
+    assert not _subscriber(services, "reader@example.com").nothing_new_note

@@ -42,11 +42,13 @@ def add_subscribers(
         return [r.id for r in rows]
 
 
-def add_papers(engine: Engine, count: int = 5, *, now: datetime | None = None) -> None:
-    """A few recent papers so every digest has content."""
+def add_papers(
+    engine: Engine, count: int = 5, *, now: datetime | None = None, first: int = 0
+) -> None:
+    """A few recent papers so every digest has content; `first` numbers a later day's batch."""
     now = now or utcnow()
     with Session(engine) as session:
-        for i in range(count):
+        for i in range(first, first + count):
             session.add(
                 Paper(
                     key=f"2611.{i:05d}",

@@ -15,9 +15,15 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-editions_app = typer.Typer(help="Editions and their delivery outcomes.", no_args_is_help=True)
+from digest.commands.output import Col, counts, minute, print_record, print_table
+from digest.commands.readable import DigestTyper
+from digest.commands.stats import DELIVERY_ORDER, edition_status
+
+editions_app = DigestTyper(
+    help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
+    no_args_is_help=True,
+)
 IMPORT_COLUMNS = ("email", "interests", "categories", "seed_papers", "timezone", "hour")
 REQUIRED_COLUMNS = ("email", "interests")
 
@@ -72,14 +78,17 @@ def subscribers_show(
     if as_json:
         _print_json(data)
         return
-    table = Table(show_header=False)
-    for key, value in data["subscriber"].items():
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
-    table.add_row("ratings", str(len(data["ratings"])))
-    table.add_row("consents", str(len(data["consents"])))
-    table.add_row("deliveries", str(len(data["deliveries"])))
-    table.add_row("suppression", str(data["suppression"] or "-"))
-    Console().print(table)
+    pairs = [
+        (key, minute(value) if key.endswith("_at") and value else value)
+        for key, value in data["subscriber"].items()
+    ]
+    pairs += [
+        ("ratings", len(data["ratings"])),
+        ("consents", len(data["consents"])),
+        ("deliveries", len(data["deliveries"])),
+        ("suppression", data["suppression"] or "-"),
+    ]
+    print_record(pairs)
 
 
 def subscribers_remove(
@@ -207,7 +216,13 @@ def editions_list(
     limit: int = typer.Option(30, "--limit", min=1, help="Newest editions shown."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """List editions, newest first, with delivery counts by state."""
+    """List editions, newest first, with delivery counts by state.
+
+    \b
+    Examples:
+        digest editions list --limit 7
+        digest editions list --json
+    """
     from sqlmodel import Session
 
     from digest.store.admin import list_editions
@@ -217,16 +232,25 @@ def editions_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "date", "status", "deliveries", "bounces/complaints")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["date"],
-            row["status"],
-            json.dumps(row["deliveries"]),
-            json.dumps(row["reports"]),
-        )
-    Console().print(table)
+    print_table(
+        [
+            Col("id", numeric=True),
+            Col("date"),
+            Col("status", text=True),
+            Col("deliveries", text=True),
+            Col("bounces/complaints", text=True),
+        ],
+        [
+            (
+                row["id"],
+                row["date"],
+                edition_status(row),
+                counts(row["deliveries"], DELIVERY_ORDER),
+                counts(row["reports"]),
+            )
+            for row in rows
+        ],
+    )
 
 
 @editions_app.command("show")
@@ -235,7 +259,13 @@ def editions_show(
     ref: str = typer.Argument(..., metavar="DATE|ID", help="Edition date (YYYY-MM-DD) or id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one edition and its delivery counts by state."""
+    """Show one edition and its delivery counts by state.
+
+    \b
+    Examples:
+        digest editions show 2026-11-24
+        digest editions show 12 --json
+    """
     from sqlmodel import Session
 
     from digest.store.admin import find_edition
@@ -247,14 +277,21 @@ def editions_show(
     if as_json:
         _print_json(row)
         return
-    table = Table(show_header=False)
-    for key, value in row.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
-    Console().print(table)
+    print_record(
+        [
+            (key, counts(value, DELIVERY_ORDER) if isinstance(value, dict) else value)
+            for key, value in row.items()
+        ]
+    )
 
 
 def resume_sending(ctx: typer.Context) -> None:
-    """Resume sending after a complaint-rate pause."""
+    """Resume sending after a complaint-rate pause.
+
+    \b
+    Example:
+        digest resume-sending
+    """
     from digest.bounces import resume_sending as resume
     from digest.db import session_scope
 
@@ -266,7 +303,13 @@ def resume_sending(ctx: typer.Context) -> None:
 def doctor(ctx: typer.Context) -> None:
     """Check settings, database, SMTP relay (without sending), DKIM and sources.
 
-    Prints one line per check, with a fix for each failure; exits 1 if any check fails.
+    Prints one line per check, with a fix for each failure; exits 1 if any check fails. In
+    production mode every setting still at a shipped example value fails (example.com
+    addresses, the sample postal address, a base URL on localhost).
+
+    \b
+    Example:
+        DIGEST_CONFIG=/etc/digest/prod.toml digest doctor
     """
     from digest.doctor import run_checks
 

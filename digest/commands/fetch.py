@@ -15,11 +15,15 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from digest.commands.output import Col, console, minute, print_record, print_table
+from digest.commands.readable import DigestTyper
 from digest.sources import KINDS
 
-papers_app = typer.Typer(help="Stored papers.", no_args_is_help=True)
+papers_app = DigestTyper(
+    help="Stored papers.\n\n\b\nExample:\n    digest papers list --since 2026-06-01",
+    no_args_is_help=True,
+)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -54,29 +58,50 @@ def parse_since(value: str | None) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _summary(reports: list[Any]) -> Table:
-    table = Table(
-        "source", "status", "fetched", "new", "updated", "skipped", "errors", "seconds", "reason"
-    )
-    for r in reports:
-        style = {"failed": "red", "partial": "yellow"}.get(r.status, "")
-        table.add_row(
+SUMMARY = [
+    Col("source"),
+    Col("status"),
+    Col("fetched", numeric=True),
+    Col("new", numeric=True),
+    Col("changed", numeric=True),
+    Col("unchanged", numeric=True),
+    Col("skipped", numeric=True),
+    Col("seconds", numeric=True),
+    Col("reason", text=True),
+]
+
+
+def _summary_rows(reports: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
             r.source,
-            f"[{style}]{r.status}[/{style}]" if style else r.status,
-            str(r.fetched),
-            str(r.new),
-            str(r.updated),
-            str(r.skipped),
-            str(r.errors),
+            r.status,
+            r.fetched,
+            r.new,
+            r.changed,
+            r.unchanged,
+            r.skipped,
             f"{r.seconds:.2f}",
-            (r.error or "")[:80],
+            r.error or "",
         )
-    return table
+        for r in reports
+    ]
+
+
+def file_source_name(settings: Any, kind: str, given: str | None) -> str:
+    """The source a recorded file is ingested as: --source, else the one configured source of
+    that format (so `doctor` sees it fetched), else the format's name."""
+    if given:
+        return given
+    same_kind = [s.name for s in settings.sources if s.kind == kind]
+    return same_kind[0] if len(same_kind) == 1 else kind
 
 
 def fetch(
     ctx: typer.Context,
-    source: str | None = typer.Option(None, "--source", help="Fetch only this configured source."),
+    source: str | None = typer.Option(
+        None, "--source", help="Fetch only this configured source; with --file, the source's name."
+    ),
     file: Path | None = typer.Option(None, "--file", help="Ingest one recorded document instead."),
     fmt: str | None = typer.Option(
         None, "--format", help=f"Format of --file: {' | '.join(KINDS)}."
@@ -90,7 +115,7 @@ def fetch(
     Examples:
         digest fetch
         digest fetch --source arxiv-cs
-        digest fetch --file feed.xml --format arxiv-rss
+        digest fetch --file feed.xml --format arxiv-rss --source arxiv-cs
     """
     from digest.ingest import fetch_sources, ingest_file
 
@@ -107,7 +132,8 @@ def fetch(
     console = Console(stderr=as_json)
     if file is not None:
         assert fmt is not None
-        reports = [ingest_file(services.engine, file, kind=fmt, source=source, since=start)]
+        name = file_source_name(services.settings, fmt, source)
+        reports = [ingest_file(services.engine, file, kind=fmt, source=name, since=start)]
     else:
         names = [s.name for s in services.settings.sources if s.enabled]
         with Progress(
@@ -143,7 +169,7 @@ def fetch(
     if as_json:
         sys.stdout.write(json.dumps([_report_dict(r) for r in reports]) + "\n")
     else:
-        console.print(_summary(reports))
+        print_table(SUMMARY, _summary_rows(reports))
     if reports and all(r.failed for r in reports):
         raise typer.Exit(1)
 
@@ -155,7 +181,8 @@ def _report_dict(report: Any) -> dict[str, Any]:
         "status",
         "fetched",
         "new",
-        "updated",
+        "changed",
+        "unchanged",
         "skipped",
         "errors",
         "error",
@@ -180,7 +207,13 @@ def papers_list(
     since: str | None = typer.Option(None, "--since", help="Only papers first seen since."),
     as_json: bool = typer.Option(False, "--json", help="Every stored field, as a JSON list."),
 ) -> None:
-    """List stored papers, newest first."""
+    """List stored papers, newest first.
+
+    \b
+    Examples:
+        digest papers list --since 2026-06-01
+        digest papers list --json | jq '.[].title'
+    """
     from digest.db import session_scope
     from digest.store.papers import list_papers
 
@@ -192,19 +225,29 @@ def papers_list(
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         return
-    table = Table("key", "first seen", "announce", "upvotes", "sources", "title")
-    for row in rows:
-        table.add_row(
-            row["key"],
-            (row["first_seen"] or "")[:16],
-            row["announce"],
-            "" if row["upvotes"] is None else str(row["upvotes"]),
-            ",".join(row["sources"]),
-            row["title"][:70],
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"{len(rows)} papers", highlight=False)
+    print_table(
+        [
+            Col("key"),
+            Col("first seen"),
+            Col("announce"),
+            Col("upvotes", numeric=True),
+            Col("sources"),
+            Col("title", text=True),
+        ],
+        [
+            (
+                row["key"],
+                minute(row["first_seen"]),
+                row["announce"],
+                "" if row["upvotes"] is None else row["upvotes"],
+                ",".join(row["sources"]),
+                row["title"],
+            )
+            for row in rows
+        ],
+    )
+    if not as_json and console().is_terminal:
+        console().print(f"{len(rows)} papers")
 
 
 @papers_app.command("show")
@@ -213,7 +256,12 @@ def papers_show(
     paper_id: str = typer.Argument(..., metavar="ID", help="arXiv id (any form) or stored key."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show every stored field of one paper."""
+    """Show every stored field of one paper.
+
+    \b
+    Example:
+        digest papers show 2606.12730
+    """
     from digest.db import session_scope
     from digest.store.papers import get_paper
 
@@ -226,13 +274,7 @@ def papers_show(
     if as_json:
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
-    table = Table(show_header=False)
-    for key, value in row.items():
-        text = (
-            ", ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
-        )
-        table.add_row(key, text)
-    Console().print(table)
+    print_record(list(row.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -100,7 +100,7 @@ def compose_digest(
     profiles: Sequence[Profile],
     *,
     top_n: int = 10,
-    min_relevance: float = 0.05,
+    min_relevance: float = 0.25,
     pool: Sequence[Candidate] = (),
     params: RankParams = RankParams(),
     model: TextModel | None = None,

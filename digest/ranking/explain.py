@@ -17,13 +17,15 @@ are sorted for all picks at once. Python loops only over the picks, to assemble 
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from digest.ranking.context import RankContext, _author_key
 from digest.ranking.profiles import ProfileBatch
-from digest.ranking.types import Pick
+from digest.ranking.types import Candidate, Pick
 
 CLOSE_TO = 0.3  # dense cosine above which "close to <liked paper>" is a fair statement
 MAX_TERMS = 3
@@ -111,19 +113,108 @@ def matched_term_lists(
     scan = np.arange(len(pair)) - np.searchsorted(pair, pair) < SCAN_TERMS
     pair, term = pair[scan].tolist(), term[scan].tolist()
     vocabulary = context.vocabulary
-    out: list[list[str]] = [[] for _ in range(len(pair_col))]
-    for p, t in zip(pair, term, strict=True):
-        words = out[p]
-        if len(words) >= limit:
-            continue
-        word = vocabulary[t]
-        # A bigram already listed makes its words redundant, and vice versa.
-        for w in words:
-            if word in w or w in word:
+    found: list[dict[str, int]] = [{} for _ in range(len(pair_col))]
+    for rank, (p, t) in enumerate(zip(pair, term, strict=True)):
+        found[p].setdefault(vocabulary[t], rank)  # rank: lower is a larger product
+    phrases = _PaperPhrases.of(context)
+    return [
+        phrases.named(int(col), weights, limit) if weights else []
+        for col, weights in zip(pair_col.tolist(), found, strict=True)
+    ]
+
+
+class _PaperPhrases:
+    """Matched terms as the phrases a paper writes them in, e.g. the terms "quantum error" and
+    "error correction" as "quantum error correction", "post training" and "training
+    quantization" as "post-training quantization". Each candidate's tokens (with their places
+    in its title and abstract) are found once per edition, when one of its picks is explained.
+    """
+
+    def __init__(self, context: RankContext) -> None:
+        model = getattr(context.model, "base", context.model)
+        vectorizer = model.vectorizer
+        self.pattern = re.compile(vectorizer.token_pattern)
+        self.stop = vectorizer.get_stop_words() or frozenset()
+        self.candidates = context.candidates
+        self.tokens: dict[int, tuple[str, list[tuple[str, int, int]]]] = {}
+        self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, context: RankContext) -> _PaperPhrases:
+        cached = context.__dict__.get("_phrases")
+        if cached is None:
+            cached = context.__dict__["_phrases"] = cls(context)
+        return cached
+
+    def _tokens(self, column: int) -> tuple[str, list[tuple[str, int, int]]]:
+        got = self.tokens.get(column)
+        if got is None:
+            paper = self.candidates[column]
+            text = f"{paper.title}. {paper.abstract}"
+            got = (
+                text,
+                [
+                    (m.group().lower(), m.start(), m.end())
+                    for m in self.pattern.finditer(text)
+                    if m.group().lower() not in self.stop
+                ],
+            )
+            with self.lock:
+                self.tokens[column] = got
+        return got
+
+    def named(self, column: int, ranks: dict[str, int], limit: int) -> list[str]:
+        """Up to `limit` phrases of the paper made of matched terms, most matched first."""
+        text, tokens = self._tokens(column)
+        marked = [False] * len(tokens)
+        for i, (token, _, _) in enumerate(tokens):
+            if token in ranks:
+                marked[i] = True
+            if i + 1 < len(tokens) and f"{token} {tokens[i + 1][0]}" in ranks:
+                marked[i] = marked[i + 1] = True
+        runs: dict[str, tuple[int, str]] = {}
+        i = 0
+        while i < len(tokens):
+            if not marked[i]:
+                i += 1
+                continue
+            j = i
+            # A phrase continues over spaces and hyphens only, as written in the paper.
+            while (
+                j + 1 < len(tokens)
+                and marked[j + 1]
+                and j + 1 - i < MAX_PHRASE_TOKENS
+                and _JOINER.fullmatch(text[tokens[j][2] : tokens[j + 1][1]])
+            ):
+                j += 1
+            words = [t[0] for t in tokens[i : j + 1]]
+            terms = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            best = min((ranks[t] for t in terms if t in ranks), default=None)
+            phrase = text[tokens[i][1] : tokens[j][2]]
+            key = phrase.lower()
+            if best is not None and _worth_naming(phrase) and key not in runs:
+                runs[key] = (best - len(words), phrase)  # longer phrases first on ties
+            i = j + 1
+        named: list[str] = []
+        for _, phrase in sorted(runs.values()):
+            low = phrase.lower()
+            if any(low in n.lower() or n.lower() in low for n in named):
+                continue
+            named.append(phrase)
+            if len(named) == limit:
                 break
-        else:
-            words.append(word)
-    return out
+        return named
+
+
+MAX_PHRASE_TOKENS = 5
+_JOINER = re.compile(r"[ \t\-‐–]{1,2}")
+
+
+def _worth_naming(phrase: str) -> bool:
+    """A lone short word says little ("bit", "use"); an acronym (LLM, QEC) or a phrase does."""
+    if " " in phrase or "-" in phrase:
+        return True
+    return len(phrase) >= 4 or phrase.isupper()
 
 
 def _best_first(
@@ -153,6 +244,18 @@ def _best_first(
     )
 
 
+def trending_reason(paper: Candidate) -> str | None:
+    """The community signal behind a trending pick, in words; None when there is none."""
+    if paper.upvotes:
+        return f"trending: {paper.upvotes} upvotes on Hugging Face"
+    if paper.github_stars:
+        return f"trending: {paper.github_stars} GitHub stars"
+    if paper.liked_by:
+        readers = "reader" if paper.liked_by == 1 else "readers"
+        return f"trending: liked by {paper.liked_by} {readers} here"
+    return None
+
+
 def explain_rows(
     context: RankContext,
     batch: ProfileBatch,
@@ -161,6 +264,7 @@ def explain_rows(
     scores: np.ndarray,
     relevance: np.ndarray,
     weight: np.ndarray,
+    scale: np.ndarray,
 ) -> list[list[Pick]]:
     """`Pick`s with reasons for the given batch rows; columns/scores/relevance are (n, k)."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -201,12 +305,14 @@ def explain_rows(
         followed_cats = {category_names[k] for k in cat_idx[cat_ptr[i] : cat_ptr[i + 1]]}
         followed_authors = {author_names[k] for k in auth_idx[auth_ptr[i] : auth_ptr[i + 1]]}
         w = float(weight[i])
+        # The blend's two parts as the score added them: calibrated relevance, trending.
+        relevance_scale = float(scale[i])
         has_interests = interest_ptr[i + 1] > interest_ptr[i]
         picks: list[Pick] = []
         for p in range(first, last):
             paper = candidates[pair_col_list[p]]
             rel, trending = pair_relevance[p], pair_trend[p]
-            relevance_part, trending_part = (1 - w) * rel, w * trending
+            relevance_part, trending_part = (1 - w) * rel * relevance_scale, w * trending
             reasons: list[str] = []
             if followed_authors:
                 followed = [a for a in paper.authors if _author_key(a) in followed_authors]
@@ -227,10 +333,9 @@ def explain_rows(
                 if matched_cats:
                     reasons.append(f"in {matched_cats[0]}, a category you follow")
             if trending_part > 0 and (trending_part >= relevance_part or not reasons):
-                if paper.upvotes:
-                    reasons.append(f"trending: {paper.upvotes} upvotes")
-                elif paper.liked_by:
-                    reasons.append(f"trending: liked by {paper.liked_by} readers")
+                trending_why = trending_reason(paper)
+                if trending_why:
+                    reasons.append(trending_why)
             if not reasons:
                 # Neither signal stands out (a weak day): say which liked paper is nearest, or
                 # that the interest text is near in the dense view (LSA or embeddings) though

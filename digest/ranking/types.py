@@ -76,5 +76,8 @@ class RankParams:
     likes_prior: float = 10.0
     category_boost: float = 0.3
     author_boost: float = 0.3
+    # Relevance below which a row's reference is not taken (scoring.score_chunk): on a day with
+    # nothing near the profile, the best of the noise is not scaled up to a "relevant" 1.0.
+    relevance_floor: float = 0.1
     # Trending: half-life of the recency decay, in days (None: no decay).
     recency_half_life_days: float | None = 3.0

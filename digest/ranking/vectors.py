@@ -256,8 +256,10 @@ def _fast_counts(v: TfidfVectorizer, texts: Sequence[str]) -> sparse.csr_matrix 
     return counts
 
 
-def fit_for(candidates: Sequence[Candidate], window: Sequence[Candidate] = ()) -> TextModel:
+def fit_for(
+    candidates: Sequence[Candidate], window: Sequence[Candidate] = (), *, dims: int = 64
+) -> TextModel:
     """A model fitted on the window plus the candidates (duplicates by id counted once)."""
     seen: dict[str, Candidate] = {p.id: p for p in window}
     seen.update({p.id: p for p in candidates})
-    return TextModel.fit([paper_text(p) for p in seen.values()], keys=list(seen))
+    return TextModel.fit([paper_text(p) for p in seen.values()], keys=list(seen), dims=dims)

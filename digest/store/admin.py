@@ -57,6 +57,7 @@ def _edition_dict(session: Session, edition: Edition) -> dict[str, Any]:
         "id": edition.id,
         "date": edition.edition_date.isoformat(),
         "status": edition.status,
+        "note": edition.note,
         "created_at": edition.created_at.isoformat(),
         "send_by": edition.send_by.isoformat() if edition.send_by else None,
         "deliveries": ledger.state_counts(session, edition.id),

@@ -21,7 +21,10 @@ from digest.store import subscribers as subscriber_store
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one claimed row; `state` is sent, deferred, failed or skipped."""
+    """What happened to one claimed row; `state` is sent, deferred, failed or skipped.
+
+    `reason`: why a row got no digest (skipped: "nothing new") or got the short note instead
+    (sent); None for a digest, and for a skip whose subscriber left."""
 
     delivery_id: int
     state: str
@@ -34,6 +37,7 @@ class Outcome:
     picks: Sequence[Mapping[str, str]] = ()
     suppress_email: str | None = None
     subscriber_id: int | None = None
+    reason: str | None = None
 
 
 def _claimed_by_us():
@@ -57,6 +61,7 @@ _SENT = (
         sent_at=bindparam("now", type_=UTCDateTime()),
         paper_keys=bindparam("paper_keys", type_=JSON()),
         picks=bindparam("picks", type_=JSON()),
+        reason=bindparam("reason"),
     )
 )
 _TRIED = (
@@ -73,7 +78,9 @@ _TRIED = (
         ),
     )
 )
-_SKIPPED = update(Delivery).where(*_claimed_by_us()).values(state="skipped")
+_SKIPPED = (
+    update(Delivery).where(*_claimed_by_us()).values(state="skipped", reason=bindparam("reason"))
+)
 _STATUSES = select(Subscriber.id, Subscriber.status).where(
     col(Subscriber.id).in_(bindparam("ids", expanding=True))
 )
@@ -94,10 +101,11 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
                     "smtp_text": o.smtp_text,
                     "paper_keys": list(o.paper_keys),
                     "picks": [dict(p) for p in o.picks],
+                    "reason": o.reason,
                 }
             )
         elif o.state == "skipped":
-            skipped.append({"delivery_id": o.delivery_id, "worker": worker})
+            skipped.append({"delivery_id": o.delivery_id, "worker": worker, "reason": o.reason})
         else:
             tried.append(
                 {
@@ -135,7 +143,8 @@ def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], wo
     to the database server are what the send rate pays for.
     """
     rows = ", ".join(
-        ["(%s::int, %s, %s::int, %s, %s::timestamptz, %s::json, %s::json)"] * len(outcomes)
+        ["(%s::int, %s, %s::int, %s, %s::timestamptz, %s::json, %s::json, %s::text)"]
+        * len(outcomes)
     )
     params: list[Any] = []
     for o in outcomes:
@@ -147,14 +156,15 @@ def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], wo
             o.now,
             json.dumps(list(o.paper_keys)),
             json.dumps([dict(p) for p in o.picks]),
+            o.reason,
         ]
     params.append(worker)
     driver_connection.execute(
         "UPDATE delivery AS d SET state = 'sent', attempts = d.attempts + 1, "
         "message_id = v.message_id, smtp_code = v.smtp_code, smtp_text = v.smtp_text, "
-        "sent_at = v.sent_at, paper_keys = v.paper_keys, picks = v.picks "
+        "sent_at = v.sent_at, paper_keys = v.paper_keys, picks = v.picks, reason = v.reason "
         f"FROM (VALUES {rows}) AS v(id, message_id, smtp_code, smtp_text, sent_at, "
-        "paper_keys, picks) "
+        "paper_keys, picks, reason) "
         "WHERE d.id = v.id AND d.claimed_by = %s AND d.state = 'claimed'",
         params,
     )

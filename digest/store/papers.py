@@ -32,10 +32,12 @@ _MUTABLE = [c.name for c in _TABLE.columns if c.name not in ("id", "key")]
 
 @dataclass(frozen=True, slots=True)
 class UpsertCounts:
-    """Rows created as announceable papers, rows changed (or replacements), records not stored."""
+    """Rows created, stored rows whose content changed, stored rows left as they were (only
+    last_seen moved), and records not stored (no id or title)."""
 
     new: int = 0
-    updated: int = 0
+    changed: int = 0
+    unchanged: int = 0
     skipped: int = 0
 
 
@@ -180,7 +182,7 @@ def _valid(record: PaperRecord) -> bool:
 def upsert_papers(
     session: Session, records: Iterable[PaperRecord], *, now: datetime
 ) -> UpsertCounts:
-    """Merge `records` into the paper table and return how many were new, updated and skipped."""
+    """Merge `records` into the paper table; count new, changed, unchanged and skipped."""
     merged: dict[str, PaperRecord] = {}
     sources: dict[str, list[str]] = {}
     skipped = 0
@@ -203,15 +205,13 @@ def upsert_papers(
         for paper in session.exec(query).all():
             stored[paper.key] = paper
     rows: list[dict[str, Any]] = []
-    new = updated = 0
+    new = changed = 0
     for key, record in merged.items():
         existing = stored.get(key)
         if existing is None:
+            # A replacement we never saw is a new row too, though no edition will announce it.
             row = _row_from_record(record, sources[key], now)
-            if row["announce"] in ANNOUNCED:
-                new += 1
-            else:
-                updated += 1
+            new += 1
         else:
             row = _merge_into_row(existing, record, sources[key], now)
             row["key"] = key
@@ -219,13 +219,14 @@ def upsert_papers(
             if _changed(existing, row) or (
                 record.upvotes is not None and record.upvotes != existing.upvotes
             ):
-                updated += 1
+                changed += 1
         rows.append(row)
     _insert(session, rows)
     # The ORM objects loaded above are now stale; expire them so readers see the new values.
     for paper in stored.values():
         session.expire(paper)
-    return UpsertCounts(new=new, updated=updated, skipped=skipped)
+    unchanged = len(merged) - new - changed
+    return UpsertCounts(new=new, changed=changed, unchanged=unchanged, skipped=skipped)
 
 
 def recent_papers(session: Session, *, since: datetime) -> list[Paper]:

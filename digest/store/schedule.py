@@ -17,7 +17,7 @@ def editions_past_send_by(session: Session, *, now: datetime) -> list[Edition]:
         session.exec(
             select(Edition)
             .where(col(Edition.send_by).is_not(None), col(Edition.send_by) <= now)
-            .where(Edition.status != "expired")
+            .where(col(Edition.status).in_(("planned", "sending")))
             .order_by(col(Edition.edition_date))
         )
     )
@@ -29,9 +29,17 @@ def expire_past_editions(session: Session, *, now: datetime) -> list[tuple[Editi
     Stale news is not sent late (listmonk #1801): a worker that comes back after the next
     edition has started closes the old one instead of mailing it.
     """
+    from digest import edition_states
+
     closed = []
     for edition in editions_past_send_by(session, now=now):
-        closed.append((edition, ledger.expire_open(session, edition.id)))
+        rows = ledger.expire_open(session, edition.id)
+        # The state follows the rows: all sent is "done", some lost "partly failed"; an edition
+        # with no row at all stays "expired".
+        if ledger.state_counts(session, edition.id):
+            edition.status = "expired"
+            edition_states.refresh(session, edition)
+        closed.append((edition, rows))
     return closed
 
 

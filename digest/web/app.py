@@ -6,16 +6,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from digest.bootstrap import Services
-from digest.web import feedback, pages, subscription
+from digest.web import archive, feedback, landing, pages, rating, subscription
 from digest.web.jobs import JobQueue
 from digest.web.security import PageError, SecurityMiddleware, is_https
 from digest.web.views import WebState, page, render
@@ -34,7 +35,7 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
         jobs.drain()
         jobs.shutdown()
 
-    app = FastAPI(
+    app = landing.FrontPageApp(
         title="Trending papers digest",
         docs_url=None,
         redoc_url=None,
@@ -56,9 +57,24 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     async def validation_error(request: Request, exc: RequestValidationError) -> HTMLResponse:
         return page(request, "status.html", status=400, kind="bad_request")
 
+    # The landing page and the icon are served from bytes, by plain Starlette routes.
+    app.add_route("/", landing.landing, methods=["GET", "HEAD"])
+    # Binary, so it ships with the code rather than among the (text-only) templates.
+    favicon = resources.files("digest.web").joinpath("favicon.ico").read_bytes()
+
+    async def favicon_ico(request: Request) -> Response:
+        return Response(
+            favicon,
+            media_type="image/vnd.microsoft.icon",
+            headers={"Cache-Control": "public, max-age=604800"},
+        )
+
+    app.add_route("/favicon.ico", favicon_ico, methods=["GET", "HEAD"])
     app.include_router(pages.router)
     app.include_router(subscription.router)
     app.include_router(feedback.router)
+    app.include_router(rating.router)
+    app.include_router(archive.router)
     static_dir = services.settings.templates_dir / "web" / "static"
     app.mount("/static", StaticFiles(directory=static_dir), name="static")
     app.add_middleware(

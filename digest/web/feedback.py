@@ -1,4 +1,4 @@
-"""Rating links from the email, the digest in the browser, and the personal RSS feed.
+"""Rating links from the email (the /f/ form) and the digest in the browser.
 
 A rating link's GET only shows a button: link scanners fetch every URL in a message, and a
 vote must come from the reader. The POST is idempotent (the latest rating wins).
@@ -11,17 +11,17 @@ from datetime import UTC, datetime, time
 from fastapi import APIRouter
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse
 
 from digest import editions, subscriptions
 from digest.digests import replay_digest
 from digest.models import Edition, Subscriber, utcnow
-from digest.render import safe_url
-from digest.store import deliveries as ledger
+from digest.store import archive as archive_store
 from digest.store import papers as paper_store
+from digest.texts import unicode_text
 from digest.web import links
 from digest.web.security import PageError, verify_csrf
-from digest.web.views import form_data, page, render, state
+from digest.web.views import form_data, page, state
 
 router = APIRouter()
 # The emailed digest keeps its inline styles; no script runs, nothing is framed or posted.
@@ -36,7 +36,7 @@ def _paper_title(request: Request, key: str) -> tuple[str, str | None]:
         paper = paper_store.get_paper(session, key)
     if paper is None:
         return key, None
-    return paper.title, paper.url
+    return unicode_text(paper.title), paper.url
 
 
 def _path(token: str, position: str | None, vote: str | None) -> str:
@@ -120,14 +120,18 @@ def _digest(request: Request, subscriber: Subscriber, edition: Edition | None):
         else:
             now = datetime.combine(edition.edition_date, time(23, 59), tzinfo=UTC)
             now = min(now, utcnow())
-        shown = (
-            ledger.sent_picks(session, edition_id=edition.id, subscriber_id=subscriber.id)
+        row = (
+            archive_store.sent_row(session, edition_id=edition.id, subscriber_id=subscriber.id)
             if edition.id
-            else []
+            else None
         )
+        shown = list(row.picks or []) if row is not None else []
         if shown:
-            # The message went out: show exactly what it showed, not today's re-ranking.
-            digest = replay_digest(services, session, edition, subscriber, shown)
+            # The message went out: show exactly what it showed, not today's re-ranking,
+            # with the same short rating links.
+            digest = replay_digest(
+                services, session, edition, subscriber, shown, delivery_id=row.id
+            )
             keys = [key for key, _, _ in digest.picks]
         else:
             context = editions.edition_context(services, session, edition, now=now)
@@ -147,40 +151,3 @@ def view(request: Request, token: str) -> HTMLResponse:
         edition = session.get(Edition, edition_id) if edition_id else None
     digest, _, _ = _digest(request, subscriber, edition)
     return HTMLResponse(digest.html, headers={"Content-Security-Policy": DIGEST_CSP})
-
-
-def _arxiv(arxiv_id: str | None) -> str | None:
-    return f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else None
-
-
-@router.get("/feed/{token}.xml")
-def feed(request: Request, token: str) -> Response:
-    web = state(request)
-    sid = links.feed_link(web.services, token, web.clock)
-    subscriber = subscriptions.get_subscriber(web.services, sid)
-    if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
-        raise PageError(404, "gone")
-    digest, papers, edition = _digest(request, subscriber, None)
-    base = web.services.settings.web.base_url.rstrip("/")
-    xml = render(
-        web.services,
-        "feed.xml",
-        title=digest.subject,
-        link=base + "/",
-        self_url=f"{base}/feed/{token}.xml",
-        built=utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000"),
-        items=[
-            {
-                "title": p.title,
-                "link": safe_url(p.url) or _arxiv(p.arxiv_id) or base,
-                "guid": p.key,
-                "summary": p.ai_summary or p.abstract,
-            }
-            for p in papers
-        ],
-    )
-    return Response(
-        xml,
-        media_type="application/rss+xml; charset=utf-8",
-        headers={"Cache-Control": "private, max-age=900"},
-    )

@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
-from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
 from digest.subscriptions import Preferences, SubscribeRequest
+from digest.zones import is_zone, listed_zones
 
 MAX_EMAIL = 254  # RFC 5321 path limit
 MAX_INTERESTS_TEXT = 6000
@@ -44,9 +43,9 @@ class FormError(Exception):
         self.errors = errors
 
 
-@lru_cache(maxsize=1)
-def timezones() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}
+def timezones() -> tuple[str, ...]:
+    """The zones the forms offer: real places of the zone database and UTC (no "Factory")."""
+    return listed_zones()
 
 
 def _clean(text: str) -> str:
@@ -146,7 +145,7 @@ def parse_preferences(form: Mapping[str, Any], *, default_hour: int = 7) -> Pref
         except FormError as exc:
             errors.update(exc.errors)
     timezone = _field(form, "timezone").strip() or "UTC"
-    if timezone not in timezones():
+    if not is_zone(timezone):
         errors["timezone"] = "invalid"
     frequency = _field(form, "frequency") or "daily"
     if frequency not in FREQUENCIES:
@@ -162,6 +161,7 @@ def parse_preferences(form: Mapping[str, Any], *, default_hour: int = 7) -> Pref
         frequency=frequency,
         weekly_day=values["weekly_day"],
         trending_weight=values["trending"],
+        nothing_new_note=_field(form, "nothing_new_note") in ("on", "1", "yes"),
     )
 
 

@@ -81,6 +81,16 @@ def feedback_link(
     return sid, key, value, edition
 
 
+def rate_link(services: Services, token: str, clock: Callable[[], float]) -> int:
+    """The delivery id a short rating link names."""
+    try:
+        return services.tokens.short_loads("rate", token, now_s=clock())
+    except TokenError as exc:
+        raise PageError(
+            410 if exc.expired else 400, "link_expired" if exc.expired else "invalid_link"
+        ) from exc
+
+
 def view_link(services: Services, token: str, clock: Callable[[], float]) -> tuple[int, int]:
     payload = _load(services, "view", token, clock())
     if not (isinstance(payload, list) and len(payload) == 2):
@@ -93,6 +103,20 @@ def view_link(services: Services, token: str, clock: Callable[[], float]) -> tup
 def feed_token(services: Services, subscriber_id: int) -> str:
     """A long-lived link to the personal RSS feed (a view token with its own payload shape)."""
     return services.tokens.dumps("view", ["feed", subscriber_id])
+
+
+def archive_token(services: Services, subscriber_id: int) -> str:
+    """A long-lived link to the subscriber's archive of past digests (a view token)."""
+    return services.tokens.dumps("view", ["archive", subscriber_id])
+
+
+def archive_link(services: Services, token: str, clock: Callable[[], float]) -> int:
+    payload = _load(services, "view", token, clock())
+    if not (isinstance(payload, list) and len(payload) == 2 and payload[0] == "archive"):
+        raise PageError(400, "invalid_link")
+    if not _is_int(payload[1]):
+        raise PageError(400, "invalid_link")
+    return payload[1]
 
 
 def feed_link(services: Services, token: str, clock: Callable[[], float]) -> int:

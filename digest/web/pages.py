@@ -11,10 +11,12 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
+from digest.bootstrap import Services
 from digest.models import Edition, FeedState, Paper, utcnow
 from digest.render import safe_url, tldr
 from digest.store import papers as paper_store
 from digest.subscriptions import RequestMeta, keyed_hash, process_subscription
+from digest.texts import unicode_text
 from digest.web.forms import FormError, parse_subscribe_form, timezones
 from digest.web.security import check_ip_limit, client_ip, verify_csrf
 from digest.web.views import form_data, page, state
@@ -24,9 +26,8 @@ TRENDING_ON_LANDING = 15
 SUMMARY_CHARS = 180
 
 
-def trending_papers(request: Request) -> list[dict]:
+def trending_papers(services: Services) -> list[dict]:
     """Recent papers, most upvoted first, as plain data for the landing page."""
-    services = state(request).services
     since = utcnow() - timedelta(days=services.settings.ranking.candidate_days)
     with Session(services.engine) as session:
         papers = paper_store.recent_papers(session, since=since)
@@ -36,17 +37,19 @@ def trending_papers(request: Request) -> list[dict]:
         fallback = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else None
         rows.append(
             {
-                "title": paper.title,
+                "title": unicode_text(paper.title),
                 "url": safe_url(paper.url) or fallback,
                 "upvotes": paper.upvotes,
-                "summary": tldr(paper.abstract, paper.ai_summary, max_chars=SUMMARY_CHARS),
+                "summary": tldr(
+                    unicode_text(paper.abstract), paper.ai_summary, max_chars=SUMMARY_CHARS
+                ),
             }
         )
     return rows
 
 
-def _form_defaults(request: Request) -> dict[str, str]:
-    settings = state(request).services.settings
+def _form_defaults(services: Services) -> dict[str, str]:
+    settings = services.settings
     return {
         "email": "",
         "interests": "",
@@ -60,21 +63,22 @@ def _form_defaults(request: Request) -> dict[str, str]:
     }
 
 
+def landing_context(services: Services, *, values=None, errors=None) -> dict:
+    """The landing page's content; with no values or errors it is the same for every visitor
+    (digest/web/landing.py serves that one from bytes rendered once)."""
+    return {
+        "papers": trending_papers(services),
+        "values": values or _form_defaults(services),
+        "errors": errors or {},
+        "timezones": timezones(),
+    }
+
+
 def landing(request: Request, *, values=None, errors=None, status: int = 200) -> HTMLResponse:
-    return page(
-        request,
-        "landing.html",
-        status=status,
-        papers=trending_papers(request),
-        values=values or _form_defaults(request),
-        errors=errors or {},
-        timezones=sorted(timezones()),
-    )
-
-
-@router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> HTMLResponse:
-    return landing(request)
+    """The landing page with a visitor's own values and errors (a refused subscribe form)."""
+    services = state(request).services
+    context = landing_context(services, values=values, errors=errors)
+    return page(request, "landing.html", status=status, **context)
 
 
 @router.post("/subscribe", response_class=HTMLResponse)
@@ -91,7 +95,7 @@ async def subscribe(request: Request) -> HTMLResponse:
             form, default_hour=services.settings.delivery.default_hour
         )
     except FormError as exc:
-        values = {**_form_defaults(request)}
+        values = {**_form_defaults(services)}
         values.update({k: v for k, v in form.items() if isinstance(v, str) and k in values})
         return landing(request, values=values, errors=exc.errors, status=400)
     meta = RequestMeta(

@@ -6,6 +6,7 @@ errors and static files, and can refuse an oversized body before any route parse
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -44,6 +45,21 @@ def is_https(services: Services) -> bool:
     return services.settings.web.base_url.lower().startswith("https://")
 
 
+def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (a page may set its own CSP and cache policy)."""
+    headers = [
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        # Our URLs carry tokens; no other site may see them in a Referer.
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"permissions-policy", b"interest-cohort=(), camera=(), microphone=()"),
+    ]
+    if https:
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
+
+
 class SecurityMiddleware:
     """Caps request bodies (413) and adds the security headers to every response."""
 
@@ -59,19 +75,10 @@ class SecurityMiddleware:
         self.max_body = max_body
         self.https = https
         self.too_large = too_large
+        self._fixed = self._headers()  # the same for every response: built once
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"),
-            # Our URLs carry tokens; no other site may see them in a Referer.
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-            (b"permissions-policy", b"interest-cohort=(), camera=(), microphone=()"),
-        ]
-        if self.https:
-            headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-        return headers
+        return security_headers(self.https)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +88,7 @@ class SecurityMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [h for h in self._headers() if h[0] not in present]
+                extra = [h for h in self._fixed if h[0] not in present]
                 if b"content-security-policy" not in present:
                     extra.append((b"content-security-policy", DEFAULT_CSP.encode()))
                 if b"cache-control" not in present:
@@ -191,33 +198,39 @@ def check_ip_limit(services: Services, ip: str) -> None:
         raise PageError(429, "rate_limited", headers={"Retry-After": retry})
 
 
-def _csrf_cookie_name(services: Services) -> str:
+def csrf_cookie_name(services: Services) -> str:
     # The __Host- prefix pins the cookie to our origin, but browsers require Secure for it.
     return "__Host-csrf" if is_https(services) else "csrf"
 
 
-def _csrf_value(services: Services, cookie: str) -> str:
-    key = f"{services.settings.secret()}:csrf".encode()
-    return hmac.new(key, cookie.encode(), hashlib.sha256).hexdigest()
+def csrf_value(services: Services, cookie: str) -> str:
+    """The form token bound to this CSRF cookie."""
+    return _csrf_hmac(services.settings.secret(), cookie)
+
+
+@functools.lru_cache(maxsize=4096)
+def _csrf_hmac(secret: str, cookie: str) -> str:
+    # A returning browser sends the same cookie on every page: its token is computed once.
+    return hmac.new(f"{secret}:csrf".encode(), cookie.encode(), hashlib.sha256).hexdigest()
 
 
 def csrf_token(request: Request, services: Services) -> str:
     """The form token for this browser, minting the cookie it is bound to if there is none."""
     cookie = getattr(request.state, "csrf_cookie", None) or request.cookies.get(
-        _csrf_cookie_name(services)
+        csrf_cookie_name(services)
     )
     if not cookie or len(cookie) > 100:
         cookie = secrets.token_urlsafe(32)
         request.state.csrf_new = cookie
     request.state.csrf_cookie = cookie
-    return _csrf_value(services, cookie)
+    return csrf_value(services, cookie)
 
 
 def set_csrf_cookie(request: Request, services: Services, response: Any) -> None:
     new = getattr(request.state, "csrf_new", None)
     if new:
         response.set_cookie(
-            _csrf_cookie_name(services),
+            csrf_cookie_name(services),
             new,
             path="/",
             secure=is_https(services),
@@ -228,9 +241,9 @@ def set_csrf_cookie(request: Request, services: Services, response: Any) -> None
 
 def verify_csrf(request: Request, services: Services, form: Any) -> None:
     """403 unless the form's token is the one bound to this browser's cookie."""
-    cookie = request.cookies.get(_csrf_cookie_name(services))
+    cookie = request.cookies.get(csrf_cookie_name(services))
     sent = form.get(CSRF_FIELD)
     if not cookie or not isinstance(sent, str):
         raise PageError(403, "csrf")
-    if not hmac.compare_digest(_csrf_value(services, cookie), sent):
+    if not hmac.compare_digest(csrf_value(services, cookie), sent):
         raise PageError(403, "csrf")

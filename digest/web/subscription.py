@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest import subscriptions
+from digest import resubscribing, subscriptions
 from digest.models import Subscriber
 from digest.subscriptions import ConfirmResult
 from digest.web import links
@@ -68,6 +68,7 @@ def _values(subscriber: Subscriber) -> dict[str, str]:
         "frequency": subscriber.frequency if subscriber.frequency != "paused" else "daily",
         "weekly_day": str(subscriber.weekly_day),
         "trending": str(round((weight if weight is not None else 0.25) * 100)),
+        "nothing_new_note": "on" if subscriber.nothing_new_note else "",
     }
 
 
@@ -83,13 +84,17 @@ def _subscriber(request: Request, token: str) -> Subscriber:
 def _manage_page(request, token, subscriber, *, values=None, errors=None, notice="", status=200):
     services = state(request).services
     base = services.settings.web.base_url.rstrip("/")
-    feed = f"{base}/feed/{links.feed_token(services, subscriber.id)}.xml"
+    # The feed stops with the subscription (it answers 410), so its address is not offered.
+    receiving = subscriber.status in ("active", "paused")
+    feed = f"{base}/feed/{links.feed_token(services, subscriber.id)}.xml" if receiving else None
     return page(
         request,
         "manage.html",
         status=status,
         token=token,
+        email=subscriber.email,
         subscriber_status=subscriber.status,
+        schedule=_values(subscriber),
         values=values or _values(subscriber),
         errors=errors or {},
         notice=notice,
@@ -141,6 +146,15 @@ async def _toggle(request: Request, token: str, *, paused: bool) -> HTMLResponse
     return _manage_page(request, token, _subscriber(request, token), notice=notice)
 
 
+@router.post("/manage/{token}/unsubscribe", response_class=HTMLResponse)
+async def manage_unsubscribe(request: Request, token: str) -> HTMLResponse:
+    services = state(request).services
+    verify_csrf(request, services, await form_data(request))
+    subscriber = _subscriber(request, token)
+    subscriptions.unsubscribe(services, subscriber.id)
+    return _unsubscribed_page(request, subscriber.id)
+
+
 @router.post("/manage/{token}/ratings", response_class=HTMLResponse)
 async def manage_undo_rating(request: Request, token: str) -> HTMLResponse:
     services = state(request).services
@@ -182,11 +196,31 @@ async def manage_delete(request: Request, token: str) -> HTMLResponse:
 # --- unsubscribe -------------------------------------------------------------------------
 
 
+def _unsubscribed_page(request: Request, sid: int, token: str | None = None) -> HTMLResponse:
+    """ "You are unsubscribed", with a button to take it back while that is possible."""
+    services = state(request).services
+    subscriber = subscriptions.get_subscriber(services, sid)
+    can_resubscribe = subscriber is not None and subscriber.status == "unsubscribed"
+    return page(
+        request,
+        "unsubscribe.html",
+        unsubscribed=True,
+        email=subscriber.email if subscriber else None,
+        # The link they came by, or (from the manage page) a fresh one.
+        token=(token or services.tokens.dumps("unsubscribe", sid)) if can_resubscribe else None,
+    )
+
+
 @router.get("/u/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     web = state(request)
-    links.subscriber_link(web.services, "unsubscribe", token, web.clock)
-    return page(request, "unsubscribe.html", token=token)
+    sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
+    subscriber = subscriptions.get_subscriber(web.services, sid)
+    if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
+        return _unsubscribed_page(request, sid, token)  # reopened later: say so, ask nothing
+    return page(
+        request, "unsubscribe.html", unsubscribed=False, token=token, email=subscriber.email
+    )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -200,4 +234,15 @@ async def unsubscribe(request: Request, token: str) -> HTMLResponse:
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
     # An erased subscriber is already as unsubscribed as can be: same answer, idempotent.
     subscriptions.unsubscribe(web.services, sid)
-    return page(request, "status.html", kind="unsubscribed")
+    return _unsubscribed_page(request, sid, token)
+
+
+@router.post("/u/{token}/resubscribe", response_class=HTMLResponse)
+async def resubscribe(request: Request, token: str) -> HTMLResponse:
+    web = state(request)
+    verify_csrf(request, web.services, await form_data(request))
+    sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
+    if not resubscribing.resubscribe(web.services, sid):
+        return _unsubscribed_page(request, sid, token)
+    manage = web.services.tokens.dumps("manage", sid)
+    return page(request, "status.html", kind="resubscribed", manage_token=manage)

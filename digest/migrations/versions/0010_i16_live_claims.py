@@ -1,7 +1,7 @@
 """live senders (heartbeat) and ledger indexes that keep claiming O(batch)
 
-Revision ID: 0009_i16
-Revises: 0008
+Revision ID: 0010_i16
+Revises: 0009_i15_calendar
 Create Date: 2026-12-06
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 import digest.models
 
-revision = "0009_i16"
-down_revision = "0008"
+revision = "0010_i16"
+down_revision = "0009_i15_calendar"
 branch_labels = None
 depends_on = None
 
