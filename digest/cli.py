@@ -84,7 +84,9 @@ class State:
         try:
             revision = current_revision(services.engine)
         except SQLAlchemyError as exc:
-            fail(f"database unreachable: {str(exc).splitlines()[0]}", 2)
+            from digest.db_errors import describe
+
+            fail(describe(exc, self.settings.database_url), 2)
         if revision is None:
             fail("the database is not initialised: run `digest init`", 2)
         return services

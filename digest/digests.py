@@ -3,6 +3,7 @@ stored feedback, one ranking call for a whole batch, rendering, and the final me
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -323,10 +324,13 @@ def digests_for(
     *,
     is_test: bool = False,
     delivery_ids: Sequence[int] | None = None,
+    phases: dict[str, float] | None = None,
 ) -> list[tuple[RenderedDigest, list[str], DigestLinks]]:
     """Rank all these subscribers at once, each within their own window, then render each one's
     digest. A digest with no picks means the subscriber's window holds nothing new.
-    `delivery_ids`: each digest's ledger row, for its short rating links."""
+    `delivery_ids`: each digest's ledger row, for its short rating links. `phases` (optional)
+    accumulates the seconds spent ranking and rendering."""
+    started = time.perf_counter()
     profiles = profiles_for(session, subscribers, context=context)
     settings = services.settings
     wanted = [windows.papers_wanted(s, settings) for s in subscribers]
@@ -348,8 +352,9 @@ def digests_for(
             compose_row(result, i, top_n=wanted[i], min_relevance=floor)
             for i in range(len(subscribers))
         ]
+    ranked = time.perf_counter()
     rows_ids = list(delivery_ids) if delivery_ids is not None else [None] * len(subscribers)
-    return [
+    rendered = [
         render_for(
             services, context, s, picks, profile, is_test=is_test, wanted=top_n, delivery_id=row
         )
@@ -357,6 +362,10 @@ def digests_for(
             subscribers, rows, profiles, wanted, rows_ids, strict=True
         )
     ]
+    if phases is not None:
+        phases["rank"] = phases.get("rank", 0.0) + ranked - started
+        phases["render"] = phases.get("render", 0.0) + time.perf_counter() - ranked
+    return rendered
 
 
 def compose_message(

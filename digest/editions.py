@@ -1,9 +1,11 @@
 """Use case: plan an edition, then claim, rank, render, send and record its deliveries.
 
 The Delivery ledger is the only record of what was sent. A batch of rows is claimed, ranked and
-rendered together; each message re-checks its subscriber just before it goes out and its outcome
-is committed at once. A crash leaves claimed rows that a later run resumes after the lease, with
-the same Message-ID (at-least-once, duplicates bounded by the number of connections).
+rendered together; subscribers are re-checked just before their messages go out and outcomes
+are committed in groups off the event loop (ledger_writer.py), each connection waiting for its
+last "sent" to be durable before it sends again. Claims belong to a live sender (heartbeat.py):
+a crash leaves claimed rows that the next run takes over at once when the process is gone,
+with the same Message-ID (at-least-once, duplicates bounded by the number of connections).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session
 
-from digest import bounces, edition_states, nothing_new, timetable
+from digest import bounces, edition_states, nothing_new, takeover, timetable
 from digest.bootstrap import Services
 from digest.digests import (  # re-exported: the web app and previews build digests through here
     EditionContext,
@@ -28,12 +30,17 @@ from digest.digests import (  # re-exported: the web app and previews build dige
     digests_for,
     edition_context,
 )
+from digest.heartbeat import Heartbeat
+from digest.ledger_writer import LedgerWriter
 from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
-from digest.models import Delivery, Edition, Subscriber, Suppression, utcnow
+from digest.models import Delivery, Edition, Subscriber, utcnow
 from digest.render import message_id
+from digest.send_pause import ConnectionPause
+from digest.send_queue import SendQueue
 from digest.store import deliveries as ledger
 from digest.store import subscribers as subscriber_store
 from digest.store import windows as window_store
+from digest.store.outcomes import Outcome
 
 __all__ = [
     "EditionContext",
@@ -67,6 +74,12 @@ class SendReport:
     # The hold note when every source failed and the edition was held.
     held: str = ""
     status: str = ""
+    # Rows other live senders still held when this run ended, and when they fall free.
+    claims_held: int = 0
+    claims_held_by: tuple[str, ...] = ()
+    claims_held_until: datetime | None = None
+    # Seconds per phase (claim, rank, render, send, record); record overlaps send.
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -117,6 +130,10 @@ class _Job:
     # Set for the short "nothing new" note: recorded as sent with this reason.
     note: str | None = None
 
+    @property
+    def subscriber_id(self) -> int:
+        return self.subscriber.id
+
 
 class _Run:
     """One send run's shared state: the session, counters and the relay's health."""
@@ -141,7 +158,9 @@ class _Run:
         self.should_stop = should_stop
         self.progress = progress
         self.report = SendReport()
+        self.cursor = 0  # the highest row id claimed so far (see ledger.claim_batch)
         self.session = Session(services.engine, expire_on_commit=False)
+        self.writer = LedgerWriter(services.engine, worker=worker)
         self.limiter = RateLimiter(smtp.max_rate_per_s, sleep=sleep)
         self.breaker = RelayBreaker(
             base_s=smtp.relay_backoff_base_s,
@@ -150,106 +169,113 @@ class _Run:
             sleep=sleep,
         )
 
-    def still_active(self, subscriber_id: int) -> bool:
-        # Checked just before each message: an unsubscribe that lands mid-edition wins.
-        return ledger.subscriber_status(self.session, subscriber_id) == "active"
-
-    def record(self, job: _Job, outcome: SendOutcome) -> None:
+    def record(self, job: _Job, outcome: SendOutcome) -> asyncio.Future[None]:
+        """Queue the outcome for the next group commit; the future says when it is durable."""
         settings = self.services.settings
         now = self.clock()
         report = self.report
         common = dict(
-            now=now,
-            worker=self.worker,
-            message_id=job.message_id,
-            smtp_code=outcome.code,
-            smtp_text=outcome.text,
+            now=now, message_id=job.message_id, smtp_code=outcome.code, smtp_text=outcome.text
         )
         attempts = job.delivery.attempts + 1
         if outcome.kind == "sent":
-            ledger.mark_sent(
-                self.session,
+            # A "nothing new" note is recorded as sent with its reason, in the same group.
+            row = Outcome(
                 job.delivery.id,
-                worker=self.worker,
-                now=now,
-                message_id=job.message_id,
-                smtp_code=outcome.code,
-                smtp_text=outcome.text,
+                "sent",
                 paper_keys=job.keys,
                 picks=job.picks,
+                reason=job.note[:200] if job.note else None,
+                **common,
             )
             report.sent += 1
-            if job.note:
-                window_store.mark_note_sent(self.session, job.delivery.id, reason=job.note)
-                report.notes += 1
+            report.notes += bool(job.note)
         elif outcome.kind == "deferred" and attempts < settings.delivery.max_attempts:
             retry_at = _retry_at(settings.delivery.backoff_base_s, attempts, now)
-            ledger.mark(
-                self.session, job.delivery.id, state="deferred", next_attempt_at=retry_at, **common
-            )
+            row = Outcome(job.delivery.id, "deferred", next_attempt_at=retry_at, **common)
             report.deferred += 1
         else:
-            ledger.mark(self.session, job.delivery.id, state="failed", **common)
+            bounced = outcome.hard_bounce
+            row = Outcome(
+                job.delivery.id,
+                "failed",
+                suppress_email=job.subscriber.email if bounced else None,
+                subscriber_id=job.subscriber.id,
+                **common,
+            )
             report.failed += 1
-            if outcome.hard_bounce:
-                _suppress(self.session, job.subscriber, "hard_bounce", now)
-                report.suppressed += 1
+            report.suppressed += bounced
         if self.progress:
             self.progress(1)
+        return self.writer.submit(row)
 
     def skip(self, delivery: Delivery, reason: str | None = None) -> None:
-        if reason:
-            window_store.mark_skipped(
-                self.session, delivery.id, reason=reason, now=self.clock(), worker=self.worker
-            )
-        else:
-            ledger.mark(
-                self.session,
-                delivery.id,
-                state="skipped",
-                now=self.clock(),
-                worker=self.worker,
-                count_attempt=False,
-            )
+        reason = reason[:200] if reason else None
+        self.writer.submit(Outcome(delivery.id, "skipped", now=self.clock(), reason=reason))
         self.report.skipped += 1
         if self.progress:
             self.progress(1)
 
     async def send_all(self, jobs: list[_Job]) -> None:
         """Send jobs over several reused connections; a relay outage requeues, never fails."""
-        queue: asyncio.Queue[_Job] = asyncio.Queue()
-        for job in jobs:
-            queue.put_nowait(job)
+        queue = SendQueue(jobs, self.writer.statuses)
         settings = self.services.settings
         # Bounces go to the bounce address (handled by `digest inbound`), not to the From.
         sender = settings.inbound.bounce_address or settings.email.from_address
 
         async def one_connection() -> None:
-            connection = SmtpConnection(self.services.settings.smtp)
+            smtp = self.services.settings.smtp
+            connection = SmtpConnection(smtp)
+            pause = ConnectionPause(
+                base_s=smtp.relay_backoff_base_s, max_s=smtp.relay_backoff_max_s
+            )
+            # The last message this connection got accepted, until its record is durable:
+            # waited for before the next one goes, so a crash leaves at most one per connection.
+            unrecorded: asyncio.Future[None] | None = None
             try:
-                while not queue.empty():
+                while True:
                     if self.should_stop() or self.breaker.gave_up:
                         return
-                    job = queue.get_nowait()
-                    if not self.still_active(job.subscriber.id):
+                    if pause.remaining():
+                        if not len(queue):
+                            return  # nothing left for this connection to wait for
+                        await self.sleep(min(pause.remaining(), 0.05))
+                        continue
+                    item = await queue.next()
+                    if item is None:
+                        return
+                    job, active = item
+                    if not active:
                         self.skip(job.delivery)
                         continue
                     await self.breaker.wait()
                     await self.limiter.acquire()
+                    if unrecorded is not None:
+                        await unrecorded
+                        unrecorded = None
                     outcome = await connection.send(
                         sender=sender, recipient=job.subscriber.email, message=job.message
                     )
                     if outcome.kind == "relay":
-                        self.breaker.failure()
-                        queue.put_nowait(job)
+                        # Refused at connect: the relay is down, everyone backs off. A session
+                        # closed on us (421, dropped): this connection pauses, the others go on.
+                        if outcome.connecting:
+                            self.breaker.failure()
+                        else:
+                            pause.failure()
+                        queue.requeue(job)
                         continue
                     self.breaker.success()
-                    self.record(job, outcome)
+                    pause.success()
+                    recorded = self.record(job, outcome)
+                    if outcome.kind == "sent":
+                        unrecorded = recorded
             finally:
                 await connection.close()
 
         width = min(self.services.settings.smtp.connections, max(len(jobs), 1))
         await asyncio.gather(*(one_connection() for _ in range(width)))
+        await self.writer.flush()
         self.report.relay_trips = self.breaker.trips
 
     def release_claims(self) -> None:
@@ -272,16 +298,6 @@ def _retry_at(base_s: float, attempts: int, now: datetime) -> datetime:
     return now + timedelta(seconds=delay)
 
 
-def _suppress(session: Session, subscriber: Subscriber, reason: str, now: datetime) -> None:
-    if not subscriber_store.is_suppressed(session, subscriber.email):
-        key = subscriber_store.email_hash(subscriber.email)
-        session.add(Suppression(email_hash=key, reason=reason, created_at=now))
-    session.execute(
-        update(Subscriber).where(Subscriber.id == subscriber.id).values(status="suppressed")
-    )
-    session.commit()
-
-
 def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{random.randrange(16**6):06x}"
 
@@ -298,13 +314,15 @@ async def send_edition(
     should_stop: Callable[[], bool] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wait_for_retries: bool = False,
+    wait_for_others_s: float = 0.0,
 ) -> SendReport:
     """Send every due row of this edition; returns counts. Never sends a 'sent' row again.
 
     `wait_for_retries` keeps the run going until deferred rows are sent or out of attempts
-    (tests and one-shot sends); the worker instead comes back every minute.
+    (tests and one-shot sends); the worker instead comes back every minute. Rows that other
+    live senders hold are waited for up to `wait_for_others_s` (taken over if their sender
+    dies meanwhile); what is still held then is in the report's `claims_held`.
     """
-    settings = services.settings
     started = time.perf_counter()
     run = _Run(
         services,
@@ -316,63 +334,105 @@ async def send_edition(
         progress=progress,
     )
     now = now or clock()
-    session = run.session
     try:
         if edition.send_by is not None and now > edition.send_by:
-            run.report.expired = ledger.expire_open(session, edition.id)
+            run.report.expired = ledger.expire_open(run.session, edition.id)
             return run.report
         if dry_run:
-            counts = ledger.state_counts(session, edition.id)
+            counts = ledger.state_counts(run.session, edition.id)
             run.report.planned = sum(counts.get(state, 0) for state in ledger.OPEN_STATES)
             return run.report
-        start, _ = timetable.edition_window(edition.edition_date, settings.scheduler.edition_hour)
-        run.report.held = edition_states.check_hold(session, settings, edition, since=start)
+        start, _ = timetable.edition_window(
+            edition.edition_date, services.settings.scheduler.edition_hour
+        )
+        run.report.held = edition_states.check_hold(
+            run.session, services.settings, edition, since=start
+        )
         if run.report.held:
             return run.report
-        context = edition_context(services, session, edition, now=now)
-        while not run.should_stop():
-            # A complaint-rate pause (bounces.py) stops the edition until an operator resumes.
-            if bounces.sending_paused(session):
-                run.report.paused = True
-                break
-            batch = ledger.claim_batch(
-                session,
+        interval = services.settings.delivery.heartbeat_s
+        with Heartbeat(services.engine, name=run.worker, interval_s=interval):
+            await _send_batches(run, now=now, wait_for_retries=wait_for_retries)
+            report = run.report
+            held = await takeover.wait_for_others(
+                run.session,
                 edition_id=edition.id,
                 worker=run.worker,
-                limit=settings.delivery.batch_size,
-                now=clock(),
-                lease_s=settings.delivery.lease_s,
+                settings=services.settings.delivery,
+                budget_s=wait_for_others_s,
+                keep_going=lambda: not (run.should_stop() or report.paused or report.relay_down),
+                send_more=lambda: _send_batches(run, now=now, wait_for_retries=False),
+                sleep=sleep,
             )
-            if not batch:
-                wake_at = ledger.next_retry_at(session, edition.id) if wait_for_retries else None
-                if wake_at is None:
-                    break
-                await sleep(max((wake_at - clock()).total_seconds(), 0.0) + 0.01)
-                continue
-            subscribers = ledger.subscribers_of(session, [d.subscriber_id for d in batch])
-            live = []
-            for delivery in batch:
-                subscriber = subscribers.get(delivery.subscriber_id)
-                if subscriber is None or subscriber.status != "active":
-                    run.skip(delivery)
-                else:
-                    live.append((delivery, subscriber))
-            jobs, empty = _jobs(services, session, context, live, now=clock())
-            for delivery in empty:
-                run.skip(delivery, nothing_new.REASON)
-                run.report.nothing_new += 1
-            await run.send_all(jobs)
-            if run.should_stop() or run.breaker.gave_up:
-                run.report.relay_down = run.breaker.gave_up
-                break
+            report.claims_held, report.claims_held_by, report.claims_held_until = (
+                held.count,
+                held.holders,
+                held.free_by,
+            )
         run.release_claims()
     finally:
         try:
-            run.report.status = edition_states.refresh(session, edition)
+            await run.writer.close()
         finally:
-            session.close()
-        run.report.seconds = time.perf_counter() - started
+            try:
+                # After the writer's last group: the state counts every recorded outcome.
+                run.report.status = edition_states.refresh(run.session, edition)
+            finally:
+                run.session.close()
+                run.report.seconds = time.perf_counter() - started
+                run.report.phases["record"] = run.writer.seconds
     return run.report
+
+
+def _timed(run: _Run, phase: str, started: float) -> float:
+    now = time.perf_counter()
+    run.report.phases[phase] = run.report.phases.get(phase, 0.0) + now - started
+    return now
+
+
+async def _send_batches(run: _Run, *, now: datetime, wait_for_retries: bool) -> None:
+    services, session, clock = run.services, run.session, run.clock
+    context = edition_context(services, session, run.edition, now=now)
+    while not run.should_stop():
+        # A complaint-rate pause (bounces.py) stops the edition until an operator resumes.
+        if bounces.sending_paused(session):
+            run.report.paused = True
+            break
+        mark = time.perf_counter()
+        batch = takeover.claim_due(
+            session,
+            edition_id=run.edition.id,
+            worker=run.worker,
+            now=clock(),
+            settings=services.settings.delivery,
+            after_id=run.cursor,
+        )
+        if not batch:
+            wake_at = ledger.next_retry_at(session, run.edition.id) if wait_for_retries else None
+            if wake_at is None:
+                break
+            await run.sleep(max((wake_at - clock()).total_seconds(), 0.0) + 0.01)
+            continue
+        run.cursor = max(run.cursor, batch[-1].id)
+        subscribers = ledger.subscribers_of(session, [d.subscriber_id for d in batch])
+        live = []
+        for delivery in batch:
+            subscriber = subscribers.get(delivery.subscriber_id)
+            if subscriber is None or subscriber.status != "active":
+                run.skip(delivery)
+            else:
+                live.append((delivery, subscriber))
+        mark = _timed(run, "claim", mark)
+        jobs, empty = _jobs(services, session, context, live, now=clock(), phases=run.report.phases)
+        for delivery in empty:
+            run.skip(delivery, nothing_new.REASON)
+            run.report.nothing_new += 1
+        mark = time.perf_counter()
+        await run.send_all(jobs)
+        _timed(run, "send", mark)
+        if run.should_stop() or run.breaker.gave_up:
+            run.report.relay_down = run.breaker.gave_up
+            break
 
 
 def _jobs(
@@ -382,6 +442,7 @@ def _jobs(
     live: list[tuple[Delivery, Subscriber]],
     *,
     now: datetime,
+    phases: dict[str, float],
 ) -> tuple[list[_Job], list[Delivery]]:
     """Rank and render a claimed batch at once: one message per delivery whose window holds
     something new (or a "nothing new" note for those who asked), and the rows with nothing."""
@@ -394,7 +455,9 @@ def _jobs(
         context,
         [s for _, s in live],
         delivery_ids=[d.id for d, _ in live],
+        phases=phases,
     )
+    started = time.perf_counter()
     jobs: list[_Job] = []
     empty: list[Delivery] = []
     for (delivery, subscriber), (digest, keys, links) in zip(live, digests, strict=True):
@@ -423,6 +486,7 @@ def _jobs(
         )
         shown = [{"id": key, "why": why, "kind": kind} for key, why, kind in digest.picks]
         jobs.append(_Job(delivery, subscriber, raw, keys, msg_id, shown))
+    phases["render"] = phases.get("render", 0.0) + time.perf_counter() - started
     # The next digest of each of these readers starts where this one's papers were read.
     window_store.set_window_end(
         session,

@@ -17,6 +17,12 @@ from digest.settings import Settings
 
 # payload.timestamp.signature, as minted by digest.tokens
 TOKEN = re.compile(r"\b([A-Za-z0-9_-]{6})[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}\b")
+# A token in a link path, however short its payload (a subscriber id's is 2-3 characters, too
+# short for TOKEN to tell it from other dotted words): only the payload's first 2 are kept.
+TOKEN_PATH = re.compile(
+    r"(/(?:manage|u|confirm|view|f|feed)/)([A-Za-z0-9_-]{1,2})[A-Za-z0-9_-]*"
+    r"\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
+)
 
 
 class RedactingFilter(logging.Filter):
@@ -28,6 +34,7 @@ class RedactingFilter(logging.Filter):
 
     def redact(self, text: str) -> str:
         text = TOKEN.sub(lambda m: f"{m.group(1)}…", text)
+        text = TOKEN_PATH.sub(lambda m: f"{m.group(1)}{m.group(2)}…", text)
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -36,6 +43,26 @@ class RedactingFilter(logging.Filter):
         record.msg = self.redact(record.getMessage())
         record.args = None
         return True
+
+
+class ServerLogFilter(RedactingFilter):
+    """The same masking for the web server's own loggers (uvicorn's access log), whose
+    formatters read the record's arguments: those are masked one by one, not dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        return True
+
+
+def redact_server_logs(settings: Settings) -> None:
+    """Mask tokens in the web server's access and error logs (call after it set them up)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ServerLogFilter) for f in logger.filters):
+            logger.addFilter(ServerLogFilter(_secrets(settings)))
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -68,14 +95,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings, *, level: int = logging.INFO) -> logging.Handler:
-    """Install one stderr handler on the `digest` logger for this process."""
+def _secrets(settings: Settings) -> list[str]:
     secrets = [settings.secret_key.get_secret_value() if settings.secret_key else ""]
     secrets += [key.get_secret_value() for key in settings.old_secret_keys]
     if settings.smtp.password is not None:
         secrets.append(settings.smtp.password.get_secret_value())
+    return secrets
+
+
+def configure_logging(settings: Settings, *, level: int = logging.INFO) -> logging.Handler:
+    """Install one stderr handler on the `digest` logger for this process."""
     handler = _CurrentStderr(sys.stderr)
-    handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(RedactingFilter(_secrets(settings)))
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else KeyValueFormatter())
     logger = logging.getLogger("digest")
     for old in list(logger.handlers):

@@ -47,6 +47,9 @@ class SendOutcome:
     kind: str
     code: int | None = None
     text: str = ""
+    # A "relay" outcome met while connecting (refused, greeted with 421/554): the relay is
+    # unwell. Otherwise an open session was closed (421, dropped): that connection's trouble.
+    connecting: bool = False
 
     @property
     def hard_bounce(self) -> bool:
@@ -382,7 +385,8 @@ class SmtpConnection:
             # Refused, greeted with 421/554, EHLO or AUTH refused: the relay's trouble (or
             # ours), never this message's, so it is retried later rather than failed.
             await self.close()
-            return SendOutcome("relay", getattr(exc, "code", None), _describe(exc))
+            code = getattr(exc, "code", None)
+            return SendOutcome("relay", code, _describe(exc), connecting=True)
         try:
             if client.size:
                 mail = mail + b" SIZE=" + str(len(message)).encode() + b"\r\n"
@@ -458,7 +462,7 @@ class RateLimiter:
 
 
 class RelayBreaker:
-    """Backs off the whole relay after connection failures or 421, so an outage costs no message.
+    """Backs off the whole relay after failures to connect, so an outage costs no message.
 
     Each consecutive failure doubles the pause (with jitter) up to `max_s`; a success closes the
     breaker. After `give_up_s` of continuous failure the caller stops and releases its work.
@@ -495,7 +499,8 @@ class RelayBreaker:
         if self._down_since is None:
             self._down_since = now
         delay = min(self._base * 2 ** (self.failures - 1), self._max)
-        self._open_until = now + delay * random.uniform(0.9, 1.0)
+        # Jitter only lengthens the pause: at the cap, never more than one probe per max_s.
+        self._open_until = now + delay * random.uniform(1.0, 1.1)
 
     def success(self) -> None:
         self._probing = False

@@ -134,11 +134,18 @@ class Delivery(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
-        Index("ix_delivery_state_next", "state", "next_attempt_at"),
+        # Claiming walks (edition, state) in id order and the profile load asks for one
+        # subscriber's sent rows: both stay O(batch) however many rows the edition has. No
+        # index on state alone: PostgreSQL took it to find "sent rows of these subscribers",
+        # reading every sent row of every edition per batch.
+        Index("ix_delivery_edition_state", "edition_id", "state", "id"),
+        Index("ix_delivery_subscriber_state", "subscriber_id", "state"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    edition_id: int = Field(foreign_key="edition.id", index=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    # No single-column indexes: (edition_id, ...) and (subscriber_id, state) serve those
+    # lookups, and every state change writes each index of the table again.
+    edition_id: int = Field(foreign_key="edition.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id")
     state: str = Field(default="pending", max_length=20)
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -225,6 +232,16 @@ class SchedulerLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     acquired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SendingProcess(SQLModel, table=True):
+    """A live sender: its claims are its own while it beats; a dead one's are taken over."""
+
+    name: str = Field(primary_key=True, max_length=100)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class EditionModel(SQLModel, table=True):

@@ -53,7 +53,7 @@ class SmtpSettings(_Section):
     connections: int = Field(4, ge=1, le=256)
     max_rate_per_s: float = Field(0.0, ge=0)
     relay_backoff_base_s: float = Field(1.0, gt=0)
-    relay_backoff_max_s: float = Field(7.0, gt=0)
+    relay_backoff_max_s: float = Field(30.0, gt=0)
     relay_give_up_s: float = Field(600.0, gt=0)
 
 
@@ -158,6 +158,12 @@ class DeliverySettings(_Section):
     max_attempts: int = Field(6, ge=1)
     backoff_base_s: float = Field(60.0, gt=0)
     lease_s: float = Field(600.0, gt=0)
+    # Claims belong to a live sender: it beats every heartbeat_s; one silent for heartbeat_ttl_s
+    # (or whose process is gone, on the same host) has its claims taken over.
+    heartbeat_s: float = Field(2.0, gt=0)
+    heartbeat_ttl_s: float = Field(10.0, gt=0)
+    # How long `digest send` waits for claims that live senders hold before it gives up.
+    claim_wait_s: float = Field(30.0, ge=0)
     default_hour: int = Field(7, ge=0, le=23)
     default_timezone: str = "UTC"
 

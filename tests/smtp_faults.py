@@ -37,6 +37,8 @@ class FaultPlan:
     # sender ("421 ..." also closes the session).
     pipelining: bool = False
     by_sender: dict[str, str] = field(default_factory=dict)
+    # Answered once to that recipient's RCPT ("421 ..." then closes the session), then accepted.
+    once_by_recipient: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +114,15 @@ class FaultyHandler:
         with self._lock:
             self.rcpt_attempts += 1
             self.rcpt_by_recipient[address] += 1
+        once = self.plan.once_by_recipient.pop(address, None)
+        if once is not None:
+            if once.startswith("421"):
+                with self._lock:
+                    if getattr(session, "_counted", False):
+                        session._counted = False
+                        self.active -= 1
+                asyncio.get_running_loop().call_later(0.005, server.transport.close)
+            return once
         if address in self.plan.by_recipient:
             reply = self.plan.by_recipient[address]
             if reply.startswith(("4", "5")):

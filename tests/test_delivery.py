@@ -52,8 +52,8 @@ def _settings(database_url: str, port: int, **smtp: object) -> Settings:
     )
 
 
-def _populate(services: Services, count: int) -> None:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+def _populate(services: Services, count: int, *, now: datetime = NOW) -> None:
+    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=now)
     with session_scope(services.engine) as session:
         for i in range(count):
             subscriber_store.add_subscriber(
@@ -61,7 +61,7 @@ def _populate(services: Services, count: int) -> None:
                 email=f"reader{i:04d}@example.com",
                 interests=INTERESTS[i % len(INTERESTS)],
                 confirmed=True,
-                now=NOW,
+                now=now,
             )
 
 
@@ -77,10 +77,14 @@ def sink() -> Iterator[FaultySink]:
         yield running
 
 
-def _build(database_url: str, sink: FaultySink, count: int, **smtp: object) -> Services:
+def _build(
+    database_url: str, sink: FaultySink, count: int, *, now: datetime = NOW, **smtp: object
+) -> Services:
+    """`now`: when the papers are first seen and the subscribers join (a first digest covers
+    the papers of the days before its edition, see windows.py)."""
     services = bootstrap.build(_settings(database_url, sink.port, **smtp))
     upgrade(services.engine)
-    _populate(services, count)
+    _populate(services, count, now=now)
     return services
 
 

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
@@ -21,21 +19,12 @@ from rich.console import Console
 from digest.commands.output import Col, counts, minute, print_record, print_table
 from digest.commands.readable import DigestTyper
 from digest.commands.stats import DELIVERY_ORDER, edition_status
+from digest.subscriber_import import IMPORT_COLUMNS
 
 editions_app = DigestTyper(
     help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
     no_args_is_help=True,
 )
-IMPORT_COLUMNS = (
-    "email",
-    "interests",
-    "categories",
-    "seed_papers",
-    "timezone",
-    "hour",
-    "authors",
-)
-REQUIRED_COLUMNS = ("email", "interests")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -54,15 +43,9 @@ def _print_json(data: Any) -> None:
 
 def _address(value: str) -> str:
     """A validated, normalised, ASCII-only address, or a ValueError with the reason."""
-    from email_validator import EmailNotValidError, validate_email
+    from digest.addresses import normalise_address
 
-    value = value.strip()
-    if not value.isascii():
-        raise ValueError(f"{value!r}: only ASCII addresses are accepted")
-    try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(f"{value!r}: {exc}") from None
+    return normalise_address(value)
 
 
 # ---------------------------------------------------------------- subscribers
@@ -135,76 +118,11 @@ def subscribers_remove(
     Console().print(f"Erased {email.strip().lower()}; the address stays suppressed.")
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(p for p in re.split(r"[\s,;]+", value or "") if p)
-
-
-def _names(value: str | None) -> tuple[str, ...]:
-    """Author names separated by semicolons (a name may hold a comma: "Baeva, Anna")."""
-    names = (" ".join(p.split()) for p in (value or "").split(";"))
-    return tuple(dict.fromkeys(n for n in names if n))
-
-
 def read_import_csv(path: Path) -> tuple[list[Any], list[str]]:
-    """(valid rows, one error line per bad row) of a subscriber CSV; raises ValueError when the
-    file as a whole is unusable (missing columns, unknown columns, not UTF-8)."""
-    from digest.store.admin import ImportRow
+    """(valid rows, one error line per bad row) of a subscriber CSV (see subscriber_import)."""
+    from digest.subscriber_import import read_import_csv as read
 
-    rows: list[ImportRow] = []
-    errors: list[str] = []
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ValueError(f"{path}: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        try:
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not UTF-8 text") from None
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        unknown = [c for c in header if c not in IMPORT_COLUMNS]
-        if unknown:
-            raise ValueError(f"{path}: unknown column(s) {', '.join(unknown)}")
-        reader.fieldnames = header
-        try:
-            for record in reader:
-                line = reader.line_num
-                try:
-                    rows.append(_import_row(line, record))
-                except ValueError as exc:
-                    errors.append(f"line {line}: {exc}")
-        except (UnicodeDecodeError, csv.Error) as exc:
-            errors.append(f"line {reader.line_num}: unreadable ({type(exc).__name__}); stopped")
-    return rows, errors
-
-
-def _import_row(line: int, record: dict[str, Any]) -> Any:
-    from digest.store.admin import ImportRow
-
-    if None in record:
-        raise ValueError("more fields than columns")
-    email = _address(record.get("email") or "")
-    timezone = (record.get("timezone") or "").strip() or "UTC"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {timezone!r}") from None
-    hour_text = (record.get("hour") or "").strip() or "7"
-    if not hour_text.isdigit() or not 0 <= int(hour_text) <= 23:
-        raise ValueError(f"hour {hour_text!r}: expected 0-23")
-    return ImportRow(
-        line=line,
-        email=email,
-        interests=" ".join((record.get("interests") or "").split())[:2000],
-        categories=_split(record.get("categories")),
-        seed_papers=_split(record.get("seed_papers")),
-        authors=_names(record.get("authors")),
-        timezone=timezone,
-        hour=int(hour_text),
-    )
+    return read(path)
 
 
 def subscribers_import(
@@ -227,9 +145,8 @@ def subscribers_import(
     Example:
         digest subscribers import list.csv --confirmed
     """
-    from digest.db import session_scope
     from digest.models import utcnow
-    from digest.store.admin import import_rows
+    from digest.subscriber_import import import_subscribers
 
     try:
         rows, errors = read_import_csv(file)
@@ -239,8 +156,7 @@ def subscribers_import(
     err = Console(stderr=True)
     for error in errors:
         err.print(f"[yellow]Skipped[/yellow] {error}", highlight=False, soft_wrap=True)
-    with session_scope(services.engine) as session:
-        report = import_rows(session, rows, confirmed=confirmed, now=utcnow())
+    report = import_subscribers(services.engine, rows, confirmed=confirmed, now=utcnow())
     Console().print(
         f"Imported {report.added} ({'active' if confirmed else 'pending'}), "
         f"{report.present} already on the list, {report.suppressed} suppressed, "
@@ -276,9 +192,9 @@ def subscribers_export(
                 "interests": s.interests,
                 "categories": " ".join(s.categories),
                 "seed_papers": " ".join(s.seed_papers),
-                "authors": "; ".join(s.authors),
                 "timezone": s.timezone,
                 "hour": s.delivery_hour,
+                "authors": "; ".join(s.authors),
             }
             for s in rows
         ]

@@ -44,6 +44,7 @@ def send(
     from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
     from digest.send_summary import summary_line
+    from digest.takeover import held_claims_message
 
     st = state(ctx)
     if not dry_run:
@@ -73,6 +74,7 @@ def send(
         "skipped": report.skipped,
         "seconds": round(report.seconds, 1),
         "messages_per_s": round(report.rate, 1),
+        "claims_held": report.claims_held,
         "dry_run": dry_run,
         "summary": line,
     }
@@ -80,14 +82,16 @@ def send(
         print_json(outcome)
     else:
         # The record holds the counts; the summary follows as the last line, in words.
-        shown = ("dry_run", "summary")
-        print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k not in shown])
+        hidden = ("dry_run", "summary") + (() if report.claims_held else ("claims_held",))
+        print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k not in hidden])
         out = console()
         out.print(line, markup=False, soft_wrap=not out.is_terminal)
     if report.paused:
         fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
     if report.relay_down:
         fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
+    if report.claims_held:
+        fail(held_claims_message(report))
 
 
 def refuse_placeholders(settings: Settings) -> None:
@@ -118,7 +122,13 @@ def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Sending", total=total)
         return asyncio.run(
-            send_edition(services, edition, now=now, progress=lambda n: progress.advance(task, n))
+            send_edition(
+                services,
+                edition,
+                now=now,
+                progress=lambda n: progress.advance(task, n),
+                wait_for_others_s=services.settings.delivery.claim_wait_s,
+            )
         )
 
 

@@ -43,6 +43,7 @@ def serve(
     import uvicorn
 
     from digest.cli import state
+    from digest.logs import redact_server_logs
     from digest.web import create_app
 
     st = state(ctx)
@@ -51,9 +52,11 @@ def serve(
     port = port or services.settings.web.port
     workers = workers or default_web_workers()
     if workers == 1:
-        uvicorn.run(
+        config = uvicorn.Config(
             create_app(services), host=host, port=port, proxy_headers=False, log_level="info"
         )
+        redact_server_logs(services.settings)  # after Config set up uvicorn's loggers
+        uvicorn.Server(config).run()
         return
     services.close()
     # Each worker loads the settings itself: hand it --config and --set as variables.

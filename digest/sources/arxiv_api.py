@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from digest.sources.base import PaperRecord, ParseResult
+from digest.sources.base import PaperRecord, ParseResult, cap_warnings
 from digest.sources.ids import normalize_doi, split_arxiv_id
 from digest.sources.xmlfeed import (
     MAX_ITEMS,
@@ -77,9 +77,8 @@ def parse(data: bytes, *, source: str = KIND, max_items: int = MAX_ITEMS) -> Par
             )
         )
     skipped += max(0, len(document.entries) - max_items)
-    return ParseResult(
-        records=tuple(records), skipped=skipped, warnings=document.warnings, total=total
-    )
+    warnings = cap_warnings(len(document.entries), max_items) + tuple(document.warnings)
+    return ParseResult(records=tuple(records), skipped=skipped, warnings=warnings, total=total)
 
 
 def query_url(

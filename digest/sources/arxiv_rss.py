@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from digest.sources.base import PaperRecord, ParseResult
+from digest.sources.base import PaperRecord, ParseResult, cap_warnings
 from digest.sources.ids import arxiv_id_from_url, find_arxiv_id, normalize_doi, split_arxiv_id
 from digest.sources.text import clean_text
 from digest.sources.xmlfeed import (
@@ -180,5 +180,5 @@ def parse(
             records.append(record)
     if len(items) > max_items:
         skipped += len(items) - max_items
-        warnings.append(f"feed has {len(items)} items; read the first {max_items}")
+        warnings[:0] = cap_warnings(len(items), max_items)
     return ParseResult(records=tuple(records), skipped=skipped, warnings=tuple(warnings))

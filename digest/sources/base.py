@@ -53,3 +53,10 @@ class ParseResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     error: str | None = None
     total: int | None = None
+
+
+def cap_warnings(count: int, max_items: int) -> tuple[str, ...]:
+    """The warning for a document with more items than the per-feed cap, if it has."""
+    if count <= max_items:
+        return ()
+    return (f"feed has {count} items; cut at the cap of {max_items} (max_items_per_feed)",)

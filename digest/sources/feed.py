@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from digest.sources.base import PaperRecord, ParseResult
+from digest.sources.base import PaperRecord, ParseResult, cap_warnings
 from digest.sources.ids import (
     arxiv_id_from_url,
     canonical_url,
@@ -121,4 +121,5 @@ def parse(data: bytes, *, source: str = KIND, max_items: int = MAX_ITEMS) -> Par
         else:
             records.append(record)
     skipped += max(0, len(document.entries) - max_items)
-    return ParseResult(records=tuple(records), skipped=skipped, warnings=document.warnings)
+    warnings = cap_warnings(len(document.entries), max_items) + tuple(document.warnings)
+    return ParseResult(records=tuple(records), skipped=skipped, warnings=warnings)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from digest.sources.base import PaperRecord, ParseResult
+from digest.sources.base import PaperRecord, ParseResult, cap_warnings
 from digest.sources.ids import canonical_url, split_arxiv_id
 from digest.sources.text import clean_text
 from digest.sources.xmlfeed import MAX_ITEMS, int_or_none, one_line, unique
@@ -116,6 +116,8 @@ def parse(data: bytes, *, source: str = KIND, max_items: int = MAX_ITEMS) -> Par
             skipped += 1
         else:
             records.append(record)
+    # Items past the cap were never read: say so, rather than count them as malformed.
+    warnings = cap_warnings(len(payload), max_items)
+    warnings += (f"{skipped} items without id or title",) if skipped else ()
     skipped += max(0, len(payload) - max_items)
-    warnings = (f"{skipped} items without id or title",) if skipped else ()
     return ParseResult(records=tuple(records), skipped=skipped, warnings=warnings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func
@@ -12,7 +12,6 @@ from sqlmodel import Session, col, select
 
 from digest.models import BounceEvent, Edition, Subscriber
 from digest.store import deliveries as ledger
-from digest.store import subscribers as subscriber_store
 
 EXPORT_STATUSES = ("active", "paused", "pending")
 
@@ -26,9 +25,9 @@ class ImportRow:
     interests: str
     categories: tuple[str, ...] = ()
     seed_papers: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
     timezone: str = "UTC"
     hour: int = 7
-    authors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -36,39 +35,6 @@ class ImportReport:
     added: int = 0
     present: int = 0
     suppressed: int = 0
-
-
-def import_rows(
-    session: Session, rows: Iterable[ImportRow], *, confirmed: bool, now: datetime
-) -> ImportReport:
-    """Add the rows not yet on the list; present and suppressed addresses are left alone.
-
-    Idempotent: importing the same file twice adds nothing the second time. Each row is its own
-    savepoint, so one refused row never undoes the others.
-    """
-    report = ImportReport()
-    for row in rows:
-        if subscriber_store.get_by_email(session, row.email) is not None:
-            report.present += 1
-            continue
-        if subscriber_store.is_suppressed(session, row.email):
-            report.suppressed += 1  # unsubscribed, bounced or complained: never re-added
-            continue
-        with session.begin_nested():
-            subscriber_store.add_subscriber(
-                session,
-                email=row.email,
-                interests=row.interests,
-                categories=row.categories,
-                seed_papers=row.seed_papers,
-                authors=row.authors,
-                timezone=row.timezone,
-                delivery_hour=row.hour,
-                confirmed=confirmed,
-                now=now,
-            )
-        report.added += 1
-    return report
 
 
 def export_subscribers(session: Session, statuses: Iterable[str] = EXPORT_STATUSES):

@@ -1,20 +1,21 @@
 """The delivery ledger: editions, planning their rows, claiming, and recording outcomes.
 
 Planning is one bulk INSERT that skips existing (edition, subscriber) pairs; claiming is a
-conditional UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL); each outcome is its own small UPDATE.
+conditional UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL); outcomes are recorded in groups by
+store/outcomes.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import JSON, and_, bindparam, func, insert, or_, update
+from sqlalchemy import and_, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Edition, EditionModel, Subscriber, UTCDateTime
+from digest.models import Delivery, Edition, EditionModel, Subscriber
 
 OPEN_STATES = ("pending", "deferred")
 _NO_SYNC = {"synchronize_session": False}
@@ -40,27 +41,31 @@ def get_or_create_edition(
 
 
 def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequence[int]) -> int:
-    """Write one pending row per subscriber not yet in this edition; return how many are new."""
+    """Write one pending row per subscriber not yet in this edition; return how many are new.
+
+    One statement for the whole list, through the driver: on PostgreSQL the ids travel as one
+    array (a multi-row VALUES of 100,000 placeholders costs more to parse than to run), on
+    SQLite as an executemany of plain tuples.
+    """
     if not subscriber_ids:
         return 0
-    dialect = session.get_bind().dialect.name
-    rows = [
-        {
-            "edition_id": edition_id,
-            "subscriber_id": s,
-            "state": "pending",
-            "attempts": 0,
-            "paper_keys": [],
-        }
-        for s in subscriber_ids
-    ]
-    maker = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = maker(Delivery).on_conflict_do_nothing(
-        index_elements=["edition_id", "subscriber_id"]
-    )
+    connection = session.connection()
+    columns = "edition_id, subscriber_id, state, attempts, paper_keys, picks"
+    if connection.dialect.name == "postgresql":
+        result = connection.exec_driver_sql(
+            f"INSERT INTO delivery ({columns}) "
+            "SELECT %s, s, 'pending', 0, '[]', '[]' FROM unnest(%s::int[]) AS s "
+            "ON CONFLICT (edition_id, subscriber_id) DO NOTHING",
+            (edition_id, list(subscriber_ids)),
+        )
+        return result.rowcount
     count = select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id)
     before = session.exec(count).one()
-    session.connection().execute(statement, rows)
+    connection.exec_driver_sql(
+        f"INSERT INTO delivery ({columns}) VALUES (?, ?, 'pending', 0, '[]', '[]') "
+        "ON CONFLICT (edition_id, subscriber_id) DO NOTHING",
+        [(edition_id, s) for s in subscriber_ids],
+    )
     return session.exec(count).one() - before
 
 
@@ -72,24 +77,45 @@ def claim_batch(
     limit: int,
     now: datetime,
     lease_s: float,
+    takeable: Sequence[str] = (),
+    after_id: int = 0,
 ) -> list[Delivery]:
-    """Claim up to `limit` due rows (open, or claimed by a worker whose lease ran out)."""
-    stale = now - timedelta(seconds=lease_s)
-    due = and_(
-        Delivery.edition_id == edition_id,
-        or_(
-            and_(
-                col(Delivery.state).in_(OPEN_STATES),
-                or_(col(Delivery.next_attempt_at).is_(None), Delivery.next_attempt_at <= now),
-            ),
-            and_(Delivery.state == "claimed", col(Delivery.claimed_at) < stale),
-        ),
-    )
-    query = select(Delivery.id).where(due).order_by(col(Delivery.id)).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.exec(query))
+    """Claim up to `limit` due rows: claims of dead senders (`takeable`) or whose lease ran
+    out first, then due deferred rows, then pending ones.
+
+    Each kind is its own query on the (edition, state, id) index, so a batch reads about
+    `limit` index entries however many rows of the edition were sent already. Pending rows
+    are looked for past `after_id` (the caller's last claim) first: on PostgreSQL the index
+    keeps entries of rows that were pending until vacuum runs, and scanning from the start
+    would step over all of them every batch. Rows left behind are found by a rescan from
+    the start when the rows past the cursor run out.
+    """
+    at_edition = Delivery.edition_id == edition_id
+    claimed = and_(at_edition, Delivery.state == "claimed")
+    due = or_(col(Delivery.next_attempt_at).is_(None), Delivery.next_attempt_at <= now)
+    pending = and_(at_edition, Delivery.state == "pending", due)
+    kinds = [
+        and_(claimed, col(Delivery.claimed_at) < now - timedelta(seconds=lease_s)),
+        and_(at_edition, Delivery.state == "deferred", Delivery.next_attempt_at <= now),
+        and_(pending, Delivery.id > after_id) if after_id else pending,
+    ]
+    if after_id:
+        kinds.append(pending)
+    if takeable:
+        kinds.insert(0, and_(claimed, col(Delivery.claimed_by).in_(list(takeable))))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids: list[int] = []
+    for condition in kinds:
+        if len(ids) >= limit:
+            break
+        query = select(Delivery.id).where(condition).order_by(col(Delivery.id))
+        query = query.limit(limit - len(ids))
+        if postgres:
+            query = query.with_for_update(skip_locked=True)
+        taken = set(ids)
+        ids.extend(i for i in session.exec(query) if i not in taken)
     if not ids:
+        session.commit()
         return []
     session.execute(
         update(Delivery)
@@ -100,105 +126,8 @@ def claim_batch(
     session.commit()
     # populate_existing: rows seen in an earlier batch of this session must show the counts
     # the outcome UPDATEs wrote since (attempts decide when a deferred message gives up).
-    fresh = select(Delivery).where(col(Delivery.id).in_(ids))
+    fresh = select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id))
     return list(session.exec(fresh.execution_options(populate_existing=True)))
-
-
-# Built once: the send path records a "sent" per message, so statement construction and
-# cache-key work per call would cost more than the SQL itself.
-_MARK_SENT = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("delivery_id"),
-        Delivery.claimed_by == bindparam("worker"),
-        Delivery.state == "claimed",
-    )
-    .values(
-        state="sent",
-        attempts=Delivery.attempts + 1,
-        message_id=bindparam("message_id"),
-        smtp_code=bindparam("smtp_code"),
-        smtp_text=bindparam("smtp_text"),
-        sent_at=bindparam("now", type_=UTCDateTime()),
-        paper_keys=bindparam("paper_keys", type_=JSON()),
-        picks=bindparam("picks", type_=JSON()),
-    )
-)
-_STATUS = select(Subscriber.status).where(Subscriber.id == bindparam("subscriber_id"))
-
-
-def mark_sent(
-    session: Session,
-    delivery_id: int,
-    *,
-    worker: str,
-    now: datetime,
-    message_id: str,
-    smtp_code: int | None,
-    smtp_text: str | None,
-    paper_keys: Sequence[str],
-    picks: Sequence[Mapping[str, str]] = (),
-) -> bool:
-    """Record a delivered message in its own commit (the hot path of `mark`)."""
-    result = session.connection().execute(
-        _MARK_SENT,
-        {
-            "delivery_id": delivery_id,
-            "worker": worker,
-            "now": now,
-            "message_id": message_id,
-            "smtp_code": smtp_code,
-            "smtp_text": smtp_text,
-            "paper_keys": list(paper_keys),
-            "picks": [dict(p) for p in picks],
-        },
-    )
-    session.commit()
-    return bool(result.rowcount)
-
-
-def subscriber_status(session: Session, subscriber_id: int) -> str | None:
-    """The subscriber's status now, read outside any long transaction."""
-    status = session.connection().execute(_STATUS, {"subscriber_id": subscriber_id}).scalar()
-    session.commit()
-    return status
-
-
-def mark(
-    session: Session,
-    delivery_id: int,
-    *,
-    state: str,
-    now: datetime,
-    worker: str | None = None,
-    message_id: str | None = None,
-    smtp_code: int | None = None,
-    smtp_text: str | None = None,
-    next_attempt_at: datetime | None = None,
-    paper_keys: Sequence[str] | None = None,
-    count_attempt: bool = True,
-) -> bool:
-    """Record one outcome in its own commit; only the claiming worker's row is changed."""
-    values: dict[str, object] = {"state": state, "smtp_code": smtp_code, "smtp_text": smtp_text}
-    if count_attempt:
-        values["attempts"] = Delivery.attempts + 1
-    if message_id is not None:
-        values["message_id"] = message_id
-    if state == "sent":
-        values["sent_at"] = now
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
-    if paper_keys is not None:
-        values["paper_keys"] = list(paper_keys)
-    condition = Delivery.id == delivery_id
-    if worker is not None:
-        condition = and_(condition, Delivery.claimed_by == worker, Delivery.state == "claimed")
-    # Core-level update: the ORM's session synchronisation would scan every loaded row per call.
-    result = session.execute(
-        update(Delivery).where(condition).values(**values), execution_options=_NO_SYNC
-    )
-    session.commit()
-    return bool(result.rowcount)
 
 
 def delivered_keys(session: Session, subscriber_ids: Sequence[int]) -> dict[int, set[str]]:

@@ -48,30 +48,6 @@ def set_window_end(session: Session, delivery_ids: Sequence[int], *, at: datetim
     session.commit()
 
 
-def mark_skipped(
-    session: Session, delivery_id: int, *, reason: str, now: datetime, worker: str | None
-) -> bool:
-    """A claimed row that gets no digest, with the reason; its own commit."""
-    condition = Delivery.id == delivery_id
-    if worker is not None:
-        condition = condition & (Delivery.claimed_by == worker) & (Delivery.state == "claimed")
-    result = session.execute(
-        update(Delivery).where(condition).values(state="skipped", reason=reason[:200]),
-        execution_options=_NO_SYNC,
-    )
-    session.commit()
-    return bool(result.rowcount)
-
-
-def mark_note_sent(session: Session, delivery_id: int, *, reason: str) -> None:
-    """A row whose message was the short "nothing new" note rather than a digest."""
-    session.execute(
-        update(Delivery).where(Delivery.id == delivery_id).values(reason=reason[:200]),
-        execution_options=_NO_SYNC,
-    )
-    session.commit()
-
-
 def hold_open_rows(session: Session, edition_id: int, *, note: str) -> int:
     """Hold an edition: its unsent rows wait (state "held") and the edition says why."""
     result = session.execute(

@@ -11,6 +11,10 @@ from digest.settings import load_from_environment
 
 
 def create_app_from_environment() -> FastAPI:
+    from digest.logs import redact_server_logs
     from digest.web import create_app
 
-    return create_app(build(load_from_environment()))
+    settings = load_from_environment()
+    # The worker set up uvicorn's loggers before loading the app: mask tokens in them now.
+    redact_server_logs(settings)
+    return create_app(build(settings))
