@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from digest.bootstrap import Services
+from digest.consents import activate_with_consent
 from digest.models import Consent, Subscriber, utcnow
 from digest.store import subscribers as subscriber_store
-from digest.store import web as web_store
 from digest.subscriptions import (
     SELF_SUPPRESSIONS,
     OutgoingMail,
@@ -96,22 +96,15 @@ def confirm_by_operator(services: Services, email: str, *, now: datetime | None 
                 f"{subscriber.email} is {subscriber.status}: only a pending subscriber can be "
                 "confirmed (they can subscribe again on the website)"
             )
-        session.add(
-            Consent(
-                subscriber_id=subscriber.id,
-                nonce=secrets.token_urlsafe(24),
-                form_version=OPERATOR_FORM,
-                text_hash=consent_text_hash(services),
-                ip_hash=keyed_hash(services, "ip", "cli"),
-                ua_hash=keyed_hash(services, "ua", "cli"),
-                requested_at=now,
-                confirmed_at=now,
-            )
-        )
-        subscriber.status = "active"
         subscriber.confirmed_at = now
-        subscriber.unsubscribed_at = None
-        web_store.lift_suppression(session, subscriber.email, SELF_SUPPRESSIONS)
-        session.add(subscriber)
+        activate_with_consent(
+            session,
+            services,
+            subscriber,
+            form_version=OPERATOR_FORM,
+            origin="cli",
+            lift=SELF_SUPPRESSIONS,
+            now=now,
+        )
         session.commit()
         return f"{subscriber.email} is active"

@@ -8,15 +8,14 @@ addresses must subscribe anew on the website (double opt-in).
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlmodel import Session
 
 from digest.bootstrap import Services
-from digest.models import Consent, Subscriber, utcnow
+from digest.consents import activate_with_consent
+from digest.models import Subscriber, utcnow
 from digest.store import web as web_store
-from digest.subscriptions import consent_text_hash, keyed_hash
 
 RESUBSCRIBE_FORM = "unsubscribe-page"
 
@@ -30,21 +29,14 @@ def resubscribe(services: Services, subscriber_id: int, *, now: datetime | None 
             return False
         if web_store.suppression_reason(session, subscriber.email) not in (None, "unsubscribed"):
             return False  # a bounce or complaint since: the address is not ours to mail
-        session.add(
-            Consent(
-                subscriber_id=subscriber.id,
-                nonce=secrets.token_urlsafe(24),
-                form_version=RESUBSCRIBE_FORM,
-                text_hash=consent_text_hash(services),
-                ip_hash=keyed_hash(services, "ip", "link"),
-                ua_hash=keyed_hash(services, "ua", "link"),
-                requested_at=now,
-                confirmed_at=now,
-            )
+        activate_with_consent(
+            session,
+            services,
+            subscriber,
+            form_version=RESUBSCRIBE_FORM,
+            origin="link",
+            lift=("unsubscribed",),
+            now=now,
         )
-        subscriber.status = "active"
-        subscriber.unsubscribed_at = None
-        web_store.lift_suppression(session, subscriber.email, ("unsubscribed",))
-        session.add(subscriber)
         session.commit()
         return True
