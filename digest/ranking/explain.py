@@ -193,8 +193,14 @@ class _PaperPhrases:
             best = min((ranks[t] for t in terms if t in ranks), default=None)
             phrase = text[tokens[i][1] : tokens[j][2]]
             key = phrase.lower()
-            if best is not None and _worth_naming(phrase) and key not in runs:
-                runs[key] = (best - len(words), phrase)  # longer phrases first on ties
+            if best is not None and _worth_naming(phrase):
+                if key not in runs:
+                    runs[key] = (best - len(words), phrase)  # longer phrases first on ties
+                elif _capitalised(phrase) < _capitalised(runs[key][1]):
+                    # Met first capitalised by the title: the abstract's spelling reads
+                    # better in a sentence ("quantum circuits", not "Quantum Circuits");
+                    # acronyms (LLM, QEC) are not capitalisation and stay.
+                    runs[key] = (runs[key][0], phrase)
             i = j + 1
         named: list[str] = []
         for _, phrase in sorted(runs.values()):
@@ -209,6 +215,11 @@ class _PaperPhrases:
 
 MAX_PHRASE_TOKENS = 5
 _JOINER = re.compile(r"[ \t\-‐–]{1,2}")
+
+
+def _capitalised(phrase: str) -> int:
+    """Words written with a capital first letter that are not acronyms."""
+    return sum(1 for w in re.split(r"[\s\-‐–]+", phrase) if w[:1].isupper() and not w.isupper())
 
 
 def _worth_naming(phrase: str) -> bool:

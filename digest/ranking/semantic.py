@@ -284,7 +284,8 @@ class SemanticModel:
 
     `weight` is the embeddings' share of the dense cosine: 1.0 for the "semantic" backend,
     `ranking.semantic_weight` for "both". `papers` (the edition's candidates and pool) are
-    embedded up front and give the corpus centroid for the genericity correction.
+    embedded up front: their mean centres the embeddings, and the edition's reduction is
+    fitted on them.
     """
 
     def __init__(
@@ -323,23 +324,19 @@ class SemanticModel:
         # against centred papers, the raw phrase ranks as well (0.800 vs 0.822 P@10 on 30
         # phrases) and feedback then improves every day.
         self.emb_mean = centroid.astype(np.float32)
-        if len(vectors):
-            centroid = self._centered(vectors).mean(axis=0)
-        norm = float(np.linalg.norm(centroid))
-        self.emb_centroid = (centroid / norm if norm > 0 else centroid).astype(np.float32)
-        # The joined space is reduced once per edition (see `_fit_reduction`); without the
-        # reduction the genericity correction works as with LSA alone.
+        # The joined space is reduced once per edition (see `_fit_reduction`).
         self._mean: np.ndarray | None = None
         self._basis: np.ndarray | None = None
         if reduce_to and len(unique) >= MIN_PAPERS_TO_REDUCE:
             self._fit_reduction(
                 self._join(base.encode(unique).dense, self._centered(vectors)), reduce_to
             )
-        if self._basis is not None:
-            self.centroid = np.zeros(self._basis.shape[1], dtype=np.float32)
-        else:
-            joined = self._join(base.centroid[None, :], self.emb_centroid[None, :])
-            self.centroid = joined[0]
+        # No genericity correction next to embeddings (see `encode`): the protocol's centroid
+        # is a zero vector of the dense view's width.
+        width = self._join(base.centroid[None, :], np.zeros((1, DIMS), np.float32)).shape[1]
+        self.centroid = np.zeros(
+            self._basis.shape[1] if self._basis is not None else width, dtype=np.float32
+        )
 
     def _fit_reduction(self, joined: np.ndarray, dims: int) -> None:
         """Principal axes of the edition's joined paper vectors, each scaled by the square root
@@ -413,12 +410,11 @@ class SemanticModel:
         tfidf = sparse.hstack(
             [base.tfidf, sparse.csr_matrix((len(papers), 1), dtype=np.float32)], format="csr"
         )
-        # Each part's similarity to its own corpus centroid, weighted as its cosine is.
         # No genericity correction next to embeddings: it took 0.01-0.02 of Recall@10 on real
         # libraries, and on a small store dominated by one field (a quant-ph feed beside 30 ML
         # papers) it pushed that whole field below unrelated papers for a subscriber of it.
         genericity = np.zeros(len(papers), dtype=np.float32)
-        return PaperVectors(tfidf.astype(np.float32), dense, genericity.astype(np.float32))
+        return PaperVectors(tfidf.astype(np.float32), dense, genericity)
 
     def _register(self, texts: Sequence[str]) -> np.ndarray:
         """Table row of each text's embedding (-1 for blank texts); new texts looked up."""
