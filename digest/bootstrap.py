@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
@@ -12,7 +15,12 @@ from digest.db import make_engine
 from digest.render import make_environment
 from digest.settings import Settings
 from digest.signing import DkimSigner
+from digest.store import uow
 from digest.tokens import Tokens
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -25,6 +33,19 @@ class Services:
     tokens: Tokens
     http: Any = None
     dkim: DkimSigner | None = None
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @contextmanager
+    def transaction(self) -> Iterator[uow.Tx]:
+        """One unit of work: commits when the block ends, rolls back when it raises."""
+        with uow.transaction(self.engine) as tx:
+            yield tx
+
+    @contextmanager
+    def reading(self) -> Iterator[uow.Tx]:
+        """A session for reads, or for a use case that commits step by step itself."""
+        with uow.reading(self.engine) as tx:
+            yield tx
 
     def close(self) -> None:
         self.engine.dispose()

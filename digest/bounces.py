@@ -38,9 +38,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.bootstrap import Services
-from digest.models import BounceEvent, Delivery, SendingPause, Subscriber, Suppression, utcnow
+from digest.models import BounceEvent, Delivery, SendingPause, Subscriber, utcnow
 from digest.render import message_id as our_message_id
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.tokens import TokenError
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,6 @@ COMPLAINT_PAUSE = 0.003  # ...and never reach 0.3 %.
 # On a small list one complaint is already 0.3 %: a pause then needs a few complaints, so one
 # person's click cannot stop everyone's digest (it still raises the warning).
 COMPLAINT_PAUSE_MIN = 3
-# Suppressions the person caused themselves; a bounce or complaint replaces them, so a later
-# re-subscription on the website (which lifts only these) cannot undo a complaint.
-SELF_REASONS = ("unsubscribed", "erased")
 COMPLAINT_TYPES = ("abuse", "fraud", "virus")
 DELIVERED_ACTIONS = ("delivered", "relayed", "expanded")
 _STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -273,21 +271,6 @@ def _subscriber_from_verp(services: Services, session: Session, envelope_to: str
     return session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
 
 
-def suppress(session: Session, email_address: str, reason: str, *, now: datetime) -> None:
-    """Suppress the address (hashed) and mark its subscriber; a self-caused reason is upgraded."""
-    key = subscriber_store.email_hash(email_address)
-    row = session.exec(select(Suppression).where(Suppression.email_hash == key)).first()
-    if row is None:
-        session.add(Suppression(email_hash=key, reason=reason, created_at=now))
-    elif row.reason in SELF_REASONS:
-        row.reason = reason
-        session.add(row)
-    subscriber = subscriber_store.get_by_email(session, email_address)
-    if subscriber is not None and subscriber.status != "suppressed":
-        subscriber.status = "suppressed"
-        session.add(subscriber)
-
-
 def _soft_days(session: Session, key: str, now: datetime) -> int:
     query = select(func.count(func.distinct(BounceEvent.day))).where(
         BounceEvent.email_hash == key,
@@ -320,7 +303,7 @@ def apply_event(
         address = subscriber.email if subscriber is not None else event.recipient
         if not address:
             return Applied(event, "unmatched")
-        key = subscriber_store.email_hash(address)
+        key = suppressions.email_hash(address)
         session.add(
             BounceEvent(
                 event_key=event.key,
@@ -339,12 +322,12 @@ def apply_event(
             return Applied(event, "replay")
         outcome = "recorded"
         if event.kind in ("hard", "complaint"):
-            suppress(
+            suppressions.suppress(
                 session, address, "hard_bounce" if event.kind == "hard" else "complaint", now=now
             )
             outcome = "suppressed"
         elif event.kind == "soft" and _soft_days(session, key, now) >= SOFT_DAYS_TO_SUPPRESS:
-            suppress(session, address, "soft_bounce", now=now)
+            suppressions.suppress(session, address, "soft_bounce", now=now)
             outcome = "suppressed"
         subscriber_id = subscriber.id if subscriber is not None else None
         session.commit()

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from digest.bootstrap import Services
 from digest.models import Consent, Subscriber
-from digest.store import web as web_store
+from digest.store import suppressions
 from digest.subscriptions import consent_text_hash, keyed_hash
 
 
@@ -46,5 +46,5 @@ def activate_with_consent(
     )
     subscriber.status = "active"
     subscriber.unsubscribed_at = None
-    web_store.lift_suppression(session, subscriber.email, tuple(lift))
+    suppressions.lift(session, subscriber.email, tuple(lift))
     session.add(subscriber)

@@ -40,7 +40,7 @@ from digest.bootstrap import Services
 from digest.models import Delivery, Subscriber, utcnow
 from digest.render import build_message
 from digest.render import message_id as our_message_id
-from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.store import web as web_store
 from digest.store.papers import papers_by_keys
 from digest.texts import unicode_text
@@ -351,7 +351,7 @@ def _without_token(
             "subscribe", "confirmation" if mail else "none", [mail] if mail else []
         )
     # Everything else without a token gets the help text, rate-limited: the From is unproven.
-    key = "inbound-help:" + subscriber_store.email_hash(sender)
+    key = "inbound-help:" + suppressions.email_hash(sender)
     verdict = web_store.sliding_hit(services.engine, key, [(1, HELP_INTERVAL_S)], now=now)
     if not verdict.allowed:
         return InboundResult("help", "rate-limited")

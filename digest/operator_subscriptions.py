@@ -18,8 +18,8 @@ from digest.bootstrap import Services
 from digest.consents import activate_with_consent
 from digest.models import Consent, Subscriber, utcnow
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.subscriptions import (
-    SELF_SUPPRESSIONS,
     OutgoingMail,
     confirmation_mail,
     consent_text_hash,
@@ -103,7 +103,7 @@ def confirm_by_operator(services: Services, email: str, *, now: datetime | None 
             subscriber,
             form_version=OPERATOR_FORM,
             origin="cli",
-            lift=SELF_SUPPRESSIONS,
+            lift=suppressions.SELF_REASONS,
             now=now,
         )
         session.commit()

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from digest.bootstrap import Services
 from digest.consents import activate_with_consent
 from digest.models import Subscriber, utcnow
-from digest.store import web as web_store
+from digest.store import suppressions
 
 RESUBSCRIBE_FORM = "unsubscribe-page"
 
@@ -27,7 +27,7 @@ def resubscribe(services: Services, subscriber_id: int, *, now: datetime | None 
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or subscriber.status != "unsubscribed":
             return False
-        if web_store.suppression_reason(session, subscriber.email) not in (None, "unsubscribed"):
+        if suppressions.reason(session, subscriber.email) not in (None, "unsubscribed"):
             return False  # a bounce or complaint since: the address is not ours to mail
         activate_with_consent(
             session,

@@ -28,6 +28,7 @@ from digest.mailer import SendOutcome, SmtpConnection
 from digest.models import Consent, Feedback, Paper, Subscriber, utcnow
 from digest.render import build_message
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.store import web as web_store
 from digest.texts import unicode_text
 
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 
 # Suppressions the person caused themselves; a new confirmed opt-in lifts them. Bounces and
 # complaints are never lifted by the website.
-SELF_SUPPRESSIONS = ("unsubscribed", "erased")
 CONSENT_TEMPLATE = "web/_consent.html"
 # Expired rate-limit rows are swept by about one subscribe request in a hundred.
 PURGE_CHANCE = 0.01
@@ -116,7 +116,7 @@ def _apply(subscriber: Subscriber, prefs: Preferences) -> None:
 def _may_send_confirmation(services: Services, email: str, now: datetime) -> bool:
     """Per-address limit first (a bombed victim cannot drain the budget), then the global one."""
     web = services.settings.web
-    address_key = "addr:" + subscriber_store.email_hash(email)
+    address_key = "addr:" + suppressions.email_hash(email)
     limits = [(1, web.address_interval_s), (web.address_daily_limit, 86_400.0)]
     if not web_store.sliding_hit(services.engine, address_key, limits, now=now).allowed:
         log.info("confirmation.address_limited")
@@ -268,8 +268,8 @@ def request_subscription(
 
 def _request_kind(session: Session, email: str) -> str | None:
     """What a subscribe request for this address gets: "confirm", "already" or None."""
-    reason = web_store.suppression_reason(session, email)
-    if reason is not None and reason not in SELF_SUPPRESSIONS:
+    reason = suppressions.reason(session, email)
+    if reason is not None and reason not in suppressions.SELF_REASONS:
         return None
     subscriber = subscriber_store.get_by_email(session, email)
     if subscriber is None:
@@ -332,7 +332,7 @@ def confirm(
         subscriber.status = "active"
         subscriber.confirmed_at = now
         subscriber.unsubscribed_at = None
-        web_store.lift_suppression(session, subscriber.email, SELF_SUPPRESSIONS)
+        suppressions.lift(session, subscriber.email)
         session.add(consent)
         session.add(subscriber)
         session.commit()
@@ -356,7 +356,7 @@ def unsubscribe(services: Services, subscriber_id: int, *, now: datetime | None 
                 subscriber.status = "unsubscribed"
             subscriber.unsubscribed_at = now
             session.add(subscriber)
-            web_store.suppress(session, subscriber.email, "unsubscribed", now=now)
+            suppressions.suppress(session, subscriber.email, "unsubscribed", now=now)
             session.commit()
         return True
 

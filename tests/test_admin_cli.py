@@ -18,6 +18,7 @@ from digest.db import make_engine
 from digest.models import Delivery, Edition, SendingPause, utcnow
 from digest.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ def test_show_and_remove(env) -> None:
     assert run(env, "subscribers", "remove", "ada@example.org", "--yes").exit_code == 1
     with Session(make_engine(env["DIGEST_DATABASE_URL"])) as session:
         assert subscriber_store.get_by_email(session, "ada@example.org") is None
-        assert subscriber_store.is_suppressed(session, "ada@example.org")
+        assert suppressions.is_suppressed(session, "ada@example.org")
 
 
 def test_editions_list_and_show(env) -> None:

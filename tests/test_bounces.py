@@ -16,6 +16,7 @@ from digest.db import make_engine, upgrade
 from digest.models import BounceEvent, Delivery, Edition, Subscriber, Suppression
 from digest.settings import Settings
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -156,7 +157,6 @@ def test_same_event_three_times_is_one_row_and_state_is_monotonic(db_services) -
 
 
 def test_a_complaint_upgrades_an_unsubscribe_so_resubscribing_cannot_lift_it(services) -> None:
-    from digest.store import web as web_store
     from digest.subscriptions import unsubscribe
 
     _subscribe_everyone(services)
@@ -165,7 +165,7 @@ def test_a_complaint_upgrades_an_unsubscribe_so_resubscribing_cannot_lift_it(ser
     unsubscribe(services, sid, now=NOW)
     bounces.process_report(services, (FIXTURES / "arf" / "yahoo-cfl.eml").read_bytes(), now=NOW)
     with Session(services.engine) as session:
-        assert web_store.suppression_reason(session, "arf-yahoo@example.org") == "complaint"
+        assert suppressions.reason(session, "arf-yahoo@example.org") == "complaint"
 
 
 def _sent_deliveries(services: Services, count: int, when: datetime) -> list[int]:

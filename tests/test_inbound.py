@@ -20,6 +20,7 @@ from digest.inbound import InboundServer, parse_commands
 from digest.models import Delivery, Edition, Feedback, Subscriber, utcnow
 from digest.sink import SmtpSink, free_port
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.subscriptions import ConfirmResult, confirm
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -139,7 +140,7 @@ def test_mailto_unsubscribe_takes_effect_within_a_second(services, inbound) -> N
     assert status_of(services, sid) == "unsubscribed"
     assert elapsed < 1.0
     with Session(services.engine) as session:
-        assert subscriber_store.is_suppressed(session, "ada@example.org")
+        assert suppressions.is_suppressed(session, "ada@example.org")
 
 
 def test_unknown_recipients_are_refused_at_rcpt(inbound) -> None:

@@ -15,6 +15,7 @@ from digest.addresses import normalise_address
 from digest.db import make_engine, upgrade
 from digest.models import Subscriber, Suppression
 from digest.store import subscribers as subscriber_store
+from digest.store import suppressions
 from digest.subscriber_import import import_subscribers, read_import_csv
 
 NOW = datetime(2026, 6, 12, 8, tzinfo=UTC)
@@ -88,7 +89,7 @@ def test_a_batch_costs_a_few_statements_and_leaves_known_addresses_alone(
         subscriber_store.add_subscriber(session, email="known@example.org", now=NOW)
         session.add(
             Suppression(
-                email_hash=subscriber_store.email_hash("gone@example.org"),
+                email_hash=suppressions.email_hash("gone@example.org"),
                 reason="unsubscribed",
                 created_at=NOW,
             )

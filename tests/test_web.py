@@ -13,7 +13,8 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Consent, Feedback, Subscriber, Suppression
-from digest.store.subscribers import add_subscriber, email_hash
+from digest.store.subscribers import add_subscriber
+from digest.store.suppressions import email_hash
 from tests.web_support import Web, add_papers, links_in, to
 
 

@@ -33,7 +33,8 @@ from starlette.testclient import TestClient
 from digest import editions
 from digest.models import Consent, Delivery, Feedback, Subscriber, Suppression, utcnow
 from digest.settings import Settings
-from digest.store.subscribers import add_subscriber, email_hash, record_feedback
+from digest.store.subscribers import add_subscriber, record_feedback
+from digest.store.suppressions import email_hash
 from digest.tokens import Tokens
 from digest.web import create_app
 from digest.web.forms import LINE_BREAKS, FormError, parse_subscribe_form

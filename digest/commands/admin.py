@@ -19,6 +19,7 @@ from rich.console import Console
 from digest.commands.output import Col, counts, minute, print_record, print_table
 from digest.commands.readable import DigestTyper
 from digest.commands.stats import DELIVERY_ORDER, edition_status
+from digest.store import suppressions
 from digest.subscriber_import import IMPORT_COLUMNS
 
 editions_app = DigestTyper(
@@ -70,10 +71,10 @@ def subscribers_show(
     with Session(_services(ctx).engine) as session:
         subscriber = subscriber_store.get_by_email(session, email.strip())
         if subscriber is None:
-            reason = web_store.suppression_reason(session, email)
+            reason = suppressions.reason(session, email)
             _fail(f"no subscriber {email!r}" + (f" (suppressed: {reason})" if reason else ""))
         data = web_store.export_subscriber(session, subscriber)
-        data["suppression"] = web_store.suppression_reason(session, subscriber.email)
+        data["suppression"] = suppressions.reason(session, subscriber.email)
     if as_json:
         _print_json(data)
         return

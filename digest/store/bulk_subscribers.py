@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from digest.models import Subscriber, Suppression
 from digest.store.admin import ImportRow
-from digest.store.subscribers import email_hash
+from digest.store.suppressions import email_hash
 
 _TABLE = Subscriber.__table__  # type: ignore[attr-defined]
 _COLUMNS = (

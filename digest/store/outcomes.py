@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, func, update
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Subscriber, Suppression, UTCDateTime
-from digest.store import subscribers as subscriber_store
+from digest.models import Delivery, Subscriber, UTCDateTime
+from digest.store import suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
             connection.execute(statement, rows)
     for o in outcomes:
         if o.suppress_email is not None and o.subscriber_id is not None:
-            _suppress(session, o.subscriber_id, o.suppress_email, o.now)
+            suppressions.suppress(session, o.suppress_email, "hard_bounce", now=o.now)
     session.commit()
 
 
@@ -168,16 +168,6 @@ def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], wo
         "WHERE d.id = v.id AND d.claimed_by = %s AND d.state = 'claimed'",
         params,
     )
-
-
-def _suppress(session: Session, subscriber_id: int, email: str, now: datetime) -> None:
-    if not subscriber_store.is_suppressed(session, email):
-        key = subscriber_store.email_hash(email)
-        session.add(Suppression(email_hash=key, reason="hard_bounce", created_at=now))
-    session.execute(
-        update(Subscriber).where(Subscriber.id == subscriber_id).values(status="suppressed")
-    )
-    session.flush()
 
 
 def statuses(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from digest.models import Feedback, Subscriber, Suppression, utcnow
+from digest.models import Feedback, Subscriber, utcnow
+from digest.store import suppressions
 
 
 class SubscriberError(Exception):
     """A subscriber operation was refused (unknown address, already present, suppressed)."""
 
 
-def email_hash(email: str) -> str:
-    """The suppression key of an address: SHA-256 of its lower-cased form."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
 def get_by_email(session: Session, email: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email == email.lower())).first()
-
-
-def is_suppressed(session: Session, email: str) -> bool:
-    key = email_hash(email)
-    return (
-        session.exec(select(Suppression).where(Suppression.email_hash == key)).first() is not None
-    )
 
 
 def add_subscriber(
@@ -48,7 +36,7 @@ def add_subscriber(
     email = email.strip().lower()
     if get_by_email(session, email) is not None:
         raise SubscriberError(f"{email}: already subscribed")
-    if is_suppressed(session, email):
+    if suppressions.is_suppressed(session, email):
         raise SubscriberError(f"{email}: address is suppressed")
     now = now or utcnow()
     subscriber = Subscriber(

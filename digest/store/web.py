@@ -23,10 +23,9 @@ from digest.models import (
     Feedback,
     RateLimit,
     Subscriber,
-    Suppression,
     utcnow,
 )
-from digest.store.subscribers import email_hash
+from digest.store import suppressions
 
 # Compare-and-swap attempts before a check gives up. Each failed attempt means another request
 # won, so 20 concurrent requests need at most 20; giving up refuses (fails closed).
@@ -144,30 +143,6 @@ def consent_by_nonce(session: Session, nonce: str) -> Consent | None:
     return session.execute(select(Consent).where(Consent.nonce == nonce)).scalars().first()
 
 
-def lift_suppression(session: Session, email: str, reasons: Sequence[str]) -> None:
-    """Remove a suppression the person themselves caused (unsubscribe, erasure) on re-consent."""
-    session.execute(
-        delete(Suppression).where(
-            Suppression.email_hash == email_hash(email), col(Suppression.reason).in_(reasons)
-        )
-    )
-
-
-def suppression_reason(session: Session, email: str) -> str | None:
-    row = session.execute(
-        select(Suppression.reason).where(Suppression.email_hash == email_hash(email))
-    ).first()
-    return row[0] if row else None
-
-
-def suppress(session: Session, email: str, reason: str, *, now: datetime | None = None) -> None:
-    """Add a suppression entry unless one exists (the first reason is kept)."""
-    if suppression_reason(session, email) is None:
-        session.add(
-            Suppression(email_hash=email_hash(email), reason=reason, created_at=now or utcnow())
-        )
-
-
 def _iso(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
@@ -225,7 +200,7 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
 def erase_subscriber(session: Session, subscriber: Subscriber, *, now: datetime | None = None):
     """Delete the subscriber and every row about them; keep only a hashed suppression entry."""
     sid = subscriber.id
-    suppress(session, subscriber.email, "erased", now=now)
+    suppressions.suppress(session, subscriber.email, "erased", now=now or utcnow())
     # Every table that points at a subscriber, including ones added after this was written.
     for table in SQLModel.metadata.sorted_tables:
         if "subscriber_id" in table.c and table.name != Subscriber.__tablename__:
