@@ -26,9 +26,9 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from digest.digests import params_for
 from digest.rankfile import run_rank
 from digest.settings import RankingSettings
+from digest.usecases.digests import params_for
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-dev"
 K = 10

@@ -45,13 +45,13 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from digest import bootstrap  # noqa: E402
 from digest.db import upgrade  # noqa: E402
-from digest.editions import plan_edition, send_edition  # noqa: E402
-from digest.ingest import ingest_file  # noqa: E402
 from digest.mailer import SmtpConnection  # noqa: E402
 from digest.models import utcnow  # noqa: E402
 from digest.settings import Settings, SmtpSettings  # noqa: E402
 from digest.sink import free_port  # noqa: E402
-from digest.subscriber_import import import_subscribers, read_import_csv  # noqa: E402
+from digest.usecases.editions import plan_edition, send_edition  # noqa: E402
+from digest.usecases.ingest import ingest_file  # noqa: E402
+from digest.usecases.subscriber_import import import_subscribers, read_import_csv  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 HF_DAILY = FIXTURES / "hf_daily_papers_api_limit30_2026-06-12.json"
@@ -288,8 +288,8 @@ def _sample_message(services, edition) -> bytes:  # type: ignore[no-untyped-def]
     """One message of this edition as sent (rebuilt), for the transport floor."""
     from sqlmodel import Session, select
 
-    from digest.digests import compose_message, digests_for, edition_context
     from digest.models import Subscriber
+    from digest.usecases.digests import compose_message, digests_for, edition_context
 
     with Session(services.engine) as session:
         subscriber = session.exec(select(Subscriber).limit(1)).one()
@@ -304,7 +304,7 @@ SENDER = """
 import asyncio, sys
 from datetime import UTC, datetime
 from digest import bootstrap
-from digest.editions import plan_edition, send_edition
+from digest.usecases.editions import plan_edition, send_edition
 from digest.settings import load_from_environment
 services = bootstrap.build(load_from_environment())
 now = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from digest.db import make_engine, upgrade
-from digest.ingest import ingest_bytes
 from digest.sources import arxiv_rss, parse
+from digest.usecases.ingest import ingest_bytes
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers-sample.jsonl"
 BUNDLED = Path(__file__).resolve().parents[1] / "digest" / "sample_data" / "arxiv_rss_quant-ph.xml"

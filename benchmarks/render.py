@@ -20,10 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from digest import bootstrap, ranking
-from digest.digests import EditionContext, compose_message, render_for
 from digest.models import Edition, Subscriber
 from digest.render import EditionRenderer, build_message, message_id, paper_view
 from digest.settings import Settings
+from digest.usecases.digests import EditionContext, compose_message, render_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "fixtures" / "papers-sample-small.jsonl"

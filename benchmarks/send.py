@@ -8,7 +8,7 @@ the bottleneck the way aiosmtpd is):
     1, 4 and 16 connections; the sink offers PIPELINING, so the transport pipelines (RFC 2920);
   * the same transport, 4 connections, against a second sink that does not offer PIPELINING
     (the lock-step path, as against a relay without it);
-  * the whole edition (digest.editions.send_edition: claim, rank, render, send, record in
+  * the whole edition (digest.usecases.editions.send_edition: claim, rank, render, send, record in
     SQLite) for N subscribers with the default settings (4 connections).
 Usage: python benchmarks/send.py [N] [ROUNDS]   (default 10000 messages, best of 3 rounds)
 """
@@ -27,12 +27,12 @@ from sqlalchemy import insert
 
 from digest import bootstrap
 from digest.db import upgrade
-from digest.editions import plan_edition, send_edition
-from digest.ingest import ingest_file
 from digest.mailer import SmtpConnection
 from digest.models import Subscriber
 from digest.settings import Settings, SmtpSettings
 from digest.sink import free_port
+from digest.usecases.editions import plan_edition, send_edition
+from digest.usecases.ingest import ingest_file
 
 ROOT = Path(__file__).resolve().parents[1]
 HF_DAILY = ROOT / "tests" / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"

@@ -121,10 +121,10 @@ def seed(env: dict[str, str]) -> dict[str, str]:
 
     from digest.bootstrap import build
     from digest.db import upgrade
-    from digest.ingest import ingest_file
     from digest.settings import load_from_environment
     from digest.store.papers import list_papers
     from digest.store.subscribers import add_subscriber
+    from digest.usecases.ingest import ingest_file
 
     services = build(load_from_environment())
     upgrade(services.engine)

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
-from sqlalchemy import Engine
 
 from digest.db import make_engine
 from digest.render import make_environment
 from digest.settings import Settings
 from digest.signing import DkimSigner
 from digest.store import uow
+from digest.store.uow import Engine
 from digest.tokens import Tokens
 
 

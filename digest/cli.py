@@ -212,7 +212,7 @@ def preview(
     Example:
         digest preview ada@example.com --out ada.html --open
     """
-    from digest.previews import preview_digest
+    from digest.usecases.previews import preview_digest
 
     try:
         digest = preview_digest(state(ctx).services, email=email)
@@ -253,7 +253,7 @@ def send_test(
     """
     from email_validator import EmailNotValidError, validate_email
 
-    from digest.previews import send_test_digest
+    from digest.usecases.previews import send_test_digest
 
     try:
         address = validate_email(to, check_deliverability=False).normalized
@@ -278,7 +278,7 @@ def stats(
         digest stats --json | jq .last_7_days
     """
     from digest.commands.stats import print_stats
-    from digest.reports import collect_stats
+    from digest.usecases.reports import collect_stats
 
     data = collect_stats(state(ctx).services)
     if as_json:
@@ -313,8 +313,8 @@ def worker(
     import logging
 
     from digest.commands.send import refuse_placeholders
-    from digest.leases import WorkerLockError
-    from digest.scheduler import run_worker
+    from digest.usecases.leases import WorkerLockError
+    from digest.usecases.scheduler import run_worker
 
     refuse_placeholders(state(ctx).settings)  # a worker sends: same rule as `digest send`
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -14,13 +14,14 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from digest import bootstrap, editions
+from digest import bootstrap
 from digest.db import session_scope, upgrade
-from digest.ingest import ingest_file
 from digest.models import utcnow
 from digest.settings import Settings, SmtpSettings, WebSettings
 from digest.sink import SinkHandler, SmtpSink
 from digest.store import subscribers as subscriber_store
+from digest.usecases import editions
+from digest.usecases.ingest import ingest_file
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 # Recorded responses of the real sources, so the demo shows real papers with their real

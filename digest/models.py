@@ -96,8 +96,8 @@ class Subscriber(SQLModel, table=True):
     nothing_new_note: bool = False
     # Papers per digest the subscriber chose (5-30); None: the service's default.
     papers_per_digest: int | None = None
-    # Titles and abstracts of an imported library (digest/profile_imports.py): read as interest
-    # text next to `interests`, kept apart so the form's short phrases stay editable.
+    # Titles and abstracts of an imported library (digest/usecases/profile_imports.py): read
+    # as interest text next to `interests`, kept apart so the form's short phrases stay editable.
     library_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -78,7 +78,7 @@ class FetchSettings(_Section):
     max_retry_after_s: float = Field(120.0, ge=0)
     max_items_per_feed: int = Field(2000, gt=0)
     allowed_hosts: tuple[str, ...] = ()
-    # Where seed papers not stored yet are looked up by id (digest/seeds.py).
+    # Where seed papers not stored yet are looked up by id (digest/usecases/seeds.py).
     arxiv_api_url: str = "https://export.arxiv.org/api/query"
 
 

@@ -12,13 +12,13 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from digest.bounces import sending_paused
 from digest.cli import app
 from digest.db import make_engine
 from digest.models import Delivery, Edition, SendingPause, utcnow
 from digest.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
+from digest.usecases.bounces import sending_paused
 
 
 @pytest.fixture

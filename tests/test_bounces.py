@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from digest import bootstrap, bounces
+from digest import bootstrap
 from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
 from digest.models import BounceEvent, Delivery, Edition, Subscriber, Suppression
 from digest.settings import Settings
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
+from digest.usecases import bounces
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -157,7 +158,7 @@ def test_same_event_three_times_is_one_row_and_state_is_monotonic(db_services) -
 
 
 def test_a_complaint_upgrades_an_unsubscribe_so_resubscribing_cannot_lift_it(services) -> None:
-    from digest.subscriptions import unsubscribe
+    from digest.usecases.subscriptions import unsubscribe
 
     _subscribe_everyone(services)
     with Session(services.engine) as session:

@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Feedback, Subscriber
-from digest.previews import send_test_digest
 from digest.sink import free_port
+from digest.usecases.previews import send_test_digest
 from tests.browser import ARGS, CHROMIUM, need_chromium
 from tests.web_support import XSS, add_papers, build_services, record, to, with_web, xss_pages
 

@@ -21,15 +21,15 @@ from digest import bootstrap, timetable
 from digest.bootstrap import Services
 from digest.cli import app
 from digest.db import make_engine, session_scope, upgrade
-from digest.edition_states import status_of
-from digest.editions import SendReport, plan_edition, send_edition
-from digest.ingest import fetch_sources, ingest_file
 from digest.models import Delivery, Edition, Paper, Subscriber
-from digest.reports import collect_stats
 from digest.settings import DeliverySettings, Settings, SmtpSettings, SourceSettings
 from digest.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.store.admin import list_editions
+from digest.usecases.edition_states import status_of
+from digest.usecases.editions import SendReport, plan_edition, send_edition
+from digest.usecases.ingest import fetch_sources, ingest_file
+from digest.usecases.reports import collect_stats
 from tests.feed_server import Response, running_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -294,7 +294,7 @@ def test_send_says_in_one_line_that_the_edition_is_held(tmp_path: Path, smtp_sin
 def test_an_edition_reads_only_the_papers_its_waiting_windows_hold(
     services: Services, smtp_sink: SmtpSink
 ) -> None:
-    from digest.digests import edition_context
+    from digest.usecases.digests import edition_context
 
     ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
     _subscribe(services, "ada@example.com", "quantum")

@@ -21,11 +21,11 @@ from sqlmodel import Session, select
 from digest import bootstrap
 from digest.bootstrap import Services
 from digest.db import make_engine, session_scope, upgrade
-from digest.editions import plan_edition, send_edition
-from digest.ingest import ingest_file
 from digest.models import Delivery, Subscriber, Suppression
 from digest.settings import DeliverySettings, Settings, SmtpSettings
 from digest.store import subscribers as subscriber_store
+from digest.usecases.editions import plan_edition, send_edition
+from digest.usecases.ingest import ingest_file
 from tests.smtp_faults import FaultPlan, FaultyHandler, FaultySink
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -293,7 +293,7 @@ SENDER_SCRIPT = """
 import asyncio, sys
 from datetime import UTC, datetime
 from digest import bootstrap
-from digest.editions import plan_edition, send_edition
+from digest.usecases.editions import plan_edition, send_edition
 from digest.settings import load_from_environment
 services = bootstrap.build(load_from_environment())
 now = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)
@@ -355,8 +355,8 @@ def test_a_killed_sender_resumes_without_missing_anyone(tmp_path: Path, sink: Fa
 
 
 def test_a_complaint_rate_pause_stops_the_edition(sqlite_url: str, sink: FaultySink) -> None:
-    from digest.bounces import resume_sending
     from digest.models import SendingPause
+    from digest.usecases.bounces import resume_sending
 
     services = _build(sqlite_url, sink, 5)
     with session_scope(services.engine) as session:

@@ -18,13 +18,13 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from digest import ingest
 from digest.db import make_engine, session_scope, upgrade
-from digest.ingest import fetch_sources, lookup_arxiv_ids
 from digest.models import FeedState
 from digest.settings import FetchSettings, Settings, SourceSettings
 from digest.sources.fetch import Fetcher, retry_after_seconds
 from digest.store.papers import list_papers, recent_papers
+from digest.usecases import ingest
+from digest.usecases.ingest import fetch_sources, lookup_arxiv_ids
 from tests.feed_server import FeedServer, Response, running_server
 
 FIXTURES = Path(__file__).parent / "fixtures"

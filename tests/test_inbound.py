@@ -16,12 +16,12 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from digest.bootstrap import Services
-from digest.inbound import InboundServer, parse_commands
 from digest.models import Delivery, Edition, Feedback, Subscriber, utcnow
 from digest.sink import SmtpSink, free_port
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
-from digest.subscriptions import ConfirmResult, confirm
+from digest.usecases.inbound import InboundServer, parse_commands
+from digest.usecases.subscriptions import ConfirmResult, confirm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEYS = ["2611.00001", "2611.00002", "2611.00003"]

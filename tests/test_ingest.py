@@ -19,7 +19,6 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from digest.db import make_engine, session_scope, upgrade
-from digest.ingest import ingest_bytes, ingest_file
 from digest.models import FeedState, Paper
 from digest.sources import KINDS
 from digest.sources.base import PaperRecord
@@ -30,6 +29,7 @@ from digest.store.papers import (
     recent_papers,
     upsert_papers,
 )
+from digest.usecases.ingest import ingest_bytes, ingest_file
 from tests.hostile_feeds import corpus, item, rss, xxe
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -15,7 +15,6 @@ import pytest
 from markupsafe import escape
 
 from digest import bootstrap
-from digest.digests import EditionContext, compose_message, render_for
 from digest.models import Edition, Subscriber
 from digest.ranking import Pick, Profile
 from digest.render import (
@@ -27,6 +26,7 @@ from digest.render import (
 )
 from digest.settings import PROJECT_ROOT, EmailSettings, RankingSettings, Settings
 from digest.signing import DkimSigner
+from digest.usecases.digests import EditionContext, compose_message, render_for
 from tests.browser import ARGS, CHROMIUM, need_chromium
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from digest import sources
-from digest.digests import params_for
 from digest.ranking import Candidate, Profile, compose_digest, fit_for, semantic
 from digest.settings import RankingSettings
+from digest.usecases.digests import params_for
 from tests.test_semantic import need_semantic
 
 FIXTURES = Path(__file__).parent / "fixtures"

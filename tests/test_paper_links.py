@@ -17,13 +17,13 @@ from sqlmodel import Session, select
 
 from digest import bootstrap
 from digest.db import make_engine, session_scope, upgrade
-from digest.editions import plan_edition, send_edition
-from digest.ingest import ingest_file
 from digest.models import Delivery, Paper
 from digest.settings import DeliverySettings, Settings, SmtpSettings
 from digest.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.texts import unicode_text
+from digest.usecases.editions import plan_edition, send_edition
+from digest.usecases.ingest import ingest_file
 from tests.browser import ARGS, CHROMIUM, need_chromium
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -44,7 +44,8 @@ def test_the_web_app_starts_no_scheduler(services) -> None:
             sys.executable,
             "-c",
             "import sys, digest.web; "
-            "print(any(m.startswith(('apscheduler', 'digest.scheduler')) for m in sys.modules))",
+            "print(any(m.startswith(('apscheduler', 'digest.usecases.scheduler'))"
+            " for m in sys.modules))",
         ],
         capture_output=True,
         text=True,

@@ -10,9 +10,9 @@ import re
 import pytest
 from sqlmodel import Session, select
 
-from digest.ingest import ingest_file
 from digest.models import Paper
 from digest.texts import unicode_text
+from digest.usecases.ingest import ingest_file
 from tests.test_calendar import DAY, FRIDAY, QUANT_PH, _keys_sent, _send, _services, _subscribe
 
 BAEVA = "2504.18372"  # by "A. V. Baeva" in the feed

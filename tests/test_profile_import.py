@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.db import make_engine
-from digest.digests import profiles_for
 from digest.models import Subscriber
 from digest.profile_files import read_library
+from digest.usecases.digests import profiles_for
 from tests.feed_server import FeedServer, Response, running_server
 from tests.test_seed_papers import ATTENTION, _env, _fetch_settings, _paper
 from tests.web_support import Web, active_subscriber, build_services

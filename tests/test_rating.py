@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from digest.editions import plan_edition, send_edition
-from digest.ingest import ingest_file
 from digest.models import Feedback, utcnow
 from digest.sink import SmtpSink, free_port
+from digest.usecases.editions import plan_edition, send_edition
+from digest.usecases.ingest import ingest_file
 from tests.browser import ARGS, CHROMIUM, need_chromium
 from tests.web_support import CSRF, Web, active_subscriber, build_services, with_web
 

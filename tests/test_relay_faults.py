@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from digest.editions import plan_edition, send_edition
 from digest.settings import SmtpSettings
+from digest.usecases.editions import plan_edition, send_edition
 from tests.smtp_faults import FaultPlan, FaultyHandler, FaultySink
 from tests.test_delivery import NOW, _build
 

@@ -21,7 +21,6 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from markupsafe import escape
 
 from digest import bootstrap
-from digest.digests import EditionContext, compose_message, render_for
 from digest.models import Edition, Subscriber
 from digest.ranking import Pick, Profile
 from digest.render import (
@@ -41,6 +40,7 @@ from digest.render import (
 )
 from digest.settings import Settings
 from digest.tokens import TokenError, Tokens, _UncompressedSerializer
+from digest.usecases.digests import EditionContext, compose_message, render_for
 
 NOW = datetime(2026, 11, 24, 7, tzinfo=UTC)
 # Everything quoted-printable treats specially: non-ASCII, "=", tabs and spaces (at line ends

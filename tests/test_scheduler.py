@@ -31,9 +31,7 @@ from sqlmodel import Session, col
 from digest import bootstrap, timetable
 from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
-from digest.leases import WorkerLockError
 from digest.models import Delivery, Edition, Subscriber
-from digest.scheduler import JOBS_TABLE, LEADER_JOBS, Worker, run_leader_job
 from digest.settings import (
     DeliverySettings,
     FetchSettings,
@@ -44,6 +42,8 @@ from digest.settings import (
 )
 from digest.sink import SinkHandler, SmtpSink
 from digest.store import deliveries as ledger
+from digest.usecases.leases import WorkerLockError
+from digest.usecases.scheduler import JOBS_TABLE, LEADER_JOBS, Worker, run_leader_job
 from tests.worker_helpers import add_papers, add_subscribers, message_ids
 
 DIGEST_BIN = str(Path(sys.executable).with_name("digest"))

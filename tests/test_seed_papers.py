@@ -139,7 +139,7 @@ def test_subscribers_add_fetches_the_seed_papers_it_does_not_find(tmp_path, smtp
 def test_the_next_fetch_retries_seeds_still_missing_only_from_a_fetched_host(settings, arxiv):
     import asyncio
 
-    from digest.seeds import retry_missing
+    from digest.usecases.seeds import retry_missing
     from tests.web_support import build_services
 
     fetch = _fetch_settings(arxiv)
@@ -165,8 +165,8 @@ def test_the_next_fetch_retries_seeds_still_missing_only_from_a_fetched_host(set
 
 
 def test_a_deployment_with_arxiv_sources_retries_seeds_at_the_next_fetch():
-    from digest.seeds import _fetches_from_arxiv
     from digest.settings import Settings, SourceSettings
+    from digest.usecases.seeds import _fetches_from_arxiv
 
     rss = SourceSettings(name="arxiv", kind="arxiv-rss", url="https://rss.arxiv.org/rss/cs.LG")
     hf = SourceSettings(name="hf", kind="hf-daily", url="https://huggingface.co/api/daily_papers")

@@ -425,10 +425,10 @@ def test_an_edition_sent_with_the_blend_stores_vectors_once(settings, smtp_sink)
     import asyncio
 
     from digest import bootstrap
-    from digest.digests import edition_context
-    from digest.editions import plan_edition, send_edition
-    from digest.ingest import ingest_file
     from digest.store import subscribers as subscriber_store
+    from digest.usecases.digests import edition_context
+    from digest.usecases.editions import plan_edition, send_edition
+    from digest.usecases.ingest import ingest_file
 
     settings = settings.model_copy(
         update={

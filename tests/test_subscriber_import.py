@@ -16,7 +16,7 @@ from digest.db import make_engine, upgrade
 from digest.models import Subscriber, Suppression
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
-from digest.subscriber_import import import_subscribers, read_import_csv
+from digest.usecases.subscriber_import import import_subscribers, read_import_csv
 
 NOW = datetime(2026, 6, 12, 8, tzinfo=UTC)
 

@@ -20,10 +20,10 @@ from sqlmodel import Session, select
 
 from digest.bootstrap import Services
 from digest.db import make_engine
-from digest.editions import plan_edition
 from digest.models import Delivery, SendingProcess, utcnow
 from digest.store import deliveries as ledger
 from digest.store import senders
+from digest.usecases.editions import plan_edition
 from tests.smtp_faults import FaultyHandler, FaultySink
 from tests.test_delivery import _build
 

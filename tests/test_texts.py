@@ -11,10 +11,10 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.db import make_engine, upgrade
-from digest.ingest import ingest_file
 from digest.models import Paper
 from digest.render import paper_view
 from digest.texts import math_text, unicode_text
+from digest.usecases.ingest import ingest_file
 
 QUANT_PH = Path(__file__).parent / "fixtures" / "arxiv_rss2_quant-ph_2025-04-28.xml"
 # Accent and letter commands as arXiv writes them: \"o, \'e, \v{s}, {\l}, {\o}, \c{c}, \~n.

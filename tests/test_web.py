@@ -148,7 +148,7 @@ def test_manage_page_edits_preferences_pause_resume_and_undo_rating(web, service
     web.post_form(f"{path}/resume")
     assert _subscriber(services, "reader@example.com").status == "active"
 
-    from digest import subscriptions
+    from digest.usecases import subscriptions
 
     subscriptions.rate(services, sid, "2611.00001", 1)
     page = web.client.get(path)

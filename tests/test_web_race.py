@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from digest.models import Consent, Subscriber, utcnow
 from digest.settings import Settings, SmtpSettings
 from digest.store.web import counter_hit, purge_expired, sliding_hit
-from digest.subscriptions import (
+from digest.usecases.subscriptions import (
     Preferences,
     RequestMeta,
     SubscribeRequest,

@@ -30,12 +30,12 @@ from sqlalchemy import inspect, text
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from digest import editions
 from digest.models import Consent, Delivery, Feedback, Subscriber, Suppression, utcnow
 from digest.settings import Settings
 from digest.store.subscribers import add_subscriber, record_feedback
 from digest.store.suppressions import email_hash
 from digest.tokens import Tokens
+from digest.usecases import editions
 from digest.web import create_app
 from digest.web.forms import LINE_BREAKS, FormError, parse_subscribe_form
 from tests.web_support import (
@@ -189,8 +189,8 @@ def test_w2_bombing_one_address_from_200_ips_sends_one_mail(make_web, smtp_sink)
 
 
 def test_w2_at_most_3_confirmations_in_any_24_hours(services) -> None:
-    from digest.subscriptions import Preferences, RequestMeta, SubscribeRequest
-    from digest.subscriptions import request_subscription as request
+    from digest.usecases.subscriptions import Preferences, RequestMeta, SubscribeRequest
+    from digest.usecases.subscriptions import request_subscription as request
 
     start = utcnow()
     sent: list[float] = []
@@ -216,7 +216,7 @@ def test_w3_global_budget_caps_confirmations_per_hour_and_alerts(
         client_addr=("10.0.0.1", 1), trusted_proxies=("10.0.0.1",), confirmations_per_hour=25
     )
     token = web.csrf()
-    with caplog.at_level(logging.ERROR, logger="digest.subscriptions"):
+    with caplog.at_level(logging.ERROR, logger="digest.usecases.subscriptions"):
         for i in range(300):
             web.client.post(
                 "/subscribe",
@@ -480,7 +480,7 @@ def audit(html: str) -> dict[str, int]:
 
 def test_w7_payloads_are_escaped_in_pages_and_the_digest(services, smtp_sink) -> None:
     pages = xss_pages(services)
-    from digest.subscriptions import confirmation_mail
+    from digest.usecases.subscriptions import confirmation_mail
 
     mail = confirmation_mail(
         services, email="xss@example.com", subscriber_id=1, nonce="n", now=utcnow()

@@ -19,13 +19,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from digest import bootstrap, leases, timetable
+from digest import bootstrap, timetable
 from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
 from digest.models import Delivery, Edition
-from digest.scheduler import Worker
 from digest.settings import DeliverySettings, SchedulerSettings, Settings, SmtpSettings
 from digest.sink import SmtpSink
+from digest.usecases import leases
+from digest.usecases.scheduler import Worker
 from tests.test_scheduler import DIGEST_BIN, SlowHandler, wait_until, worker_env
 from tests.worker_helpers import add_papers, add_subscribers, message_ids
 

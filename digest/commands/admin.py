@@ -20,7 +20,7 @@ from digest.commands.output import Col, counts, minute, print_record, print_tabl
 from digest.commands.readable import DigestTyper
 from digest.commands.stats import DELIVERY_ORDER, edition_status
 from digest.store import suppressions
-from digest.subscriber_import import IMPORT_COLUMNS
+from digest.usecases.subscriber_import import IMPORT_COLUMNS
 
 editions_app = DigestTyper(
     help="Editions and their delivery outcomes.\n\n\b\nExample:\n    digest editions list",
@@ -105,7 +105,7 @@ def subscribers_remove(
     from sqlmodel import Session
 
     from digest.store import subscribers as subscriber_store
-    from digest.subscriptions import erase
+    from digest.usecases.subscriptions import erase
 
     services = _services(ctx)
     with Session(services.engine) as session:
@@ -121,7 +121,7 @@ def subscribers_remove(
 
 def read_import_csv(path: Path) -> tuple[list[Any], list[str]]:
     """(valid rows, one error line per bad row) of a subscriber CSV (see subscriber_import)."""
-    from digest.subscriber_import import read_import_csv as read
+    from digest.usecases.subscriber_import import read_import_csv as read
 
     return read(path)
 
@@ -147,7 +147,7 @@ def subscribers_import(
         digest subscribers import list.csv --confirmed
     """
     from digest.models import utcnow
-    from digest.subscriber_import import import_subscribers
+    from digest.usecases.subscriber_import import import_subscribers
 
     try:
         rows, errors = read_import_csv(file)
@@ -294,8 +294,8 @@ def resume_sending(ctx: typer.Context) -> None:
     Example:
         digest resume-sending
     """
-    from digest.bounces import resume_sending as resume
     from digest.db import session_scope
+    from digest.usecases.bounces import resume_sending as resume
 
     with session_scope(_services(ctx).engine) as session:
         closed = resume(session)
@@ -313,7 +313,7 @@ def doctor(ctx: typer.Context) -> None:
     Example:
         DIGEST_CONFIG=/etc/digest/prod.toml digest doctor
     """
-    from digest.doctor import run_checks
+    from digest.usecases.doctor import run_checks
 
     checks = run_checks(ctx.obj.settings)
     console = Console()
@@ -354,7 +354,7 @@ def inbound(
     import signal
     import threading
 
-    from digest import inbound as use_case
+    from digest.usecases import inbound as use_case
 
     services = _services(ctx)
     if stdin:

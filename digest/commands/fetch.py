@@ -1,6 +1,6 @@
 """CLI commands of ingestion: `digest fetch` and `digest papers list|show`.
 
-Thin edges: parse options, call digest.ingest / digest.store.papers, print a table or JSON.
+Thin edges: parse options, call digest.usecases.ingest / digest.store.papers, print a table or JSON.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def fetch(
         digest fetch --source arxiv-cs
         digest fetch --file feed.xml --format arxiv-rss --source arxiv-cs
     """
-    from digest.ingest import fetch_sources, ingest_file
+    from digest.usecases.ingest import fetch_sources, ingest_file
 
     start = parse_since(since)
     if file is not None and fmt is None:
@@ -178,7 +178,7 @@ def fetch(
 
 def _retry_seeds(services: Any) -> None:
     """Seed papers an earlier lookup could not fetch are tried again; a failure is one line."""
-    from digest.seeds import retry_missing
+    from digest.usecases.seeds import retry_missing
 
     try:
         lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))

@@ -42,7 +42,7 @@ def rank(
     lines = io.StringIO()
     try:
         if papers is not None:
-            from digest.digests import params_for
+            from digest.usecases.digests import params_for
 
             # Ranking a file signs nothing: no DIGEST_SECRET_KEY needed.
             try:
@@ -65,8 +65,8 @@ def rank(
             )
             results = [json.loads(line) for line in lines.getvalue().splitlines()]
         else:
-            from digest.previews import rank_stored
             from digest.ranking import Profile
+            from digest.usecases.previews import rank_stored
 
             batch = (
                 read_profiles(profiles)

@@ -41,10 +41,10 @@ def send(
         digest send --json
     """
     from digest.cli import fail, state
-    from digest.editions import plan_edition, send_edition
     from digest.models import utcnow
-    from digest.send_summary import summary_line
-    from digest.takeover import held_claims_message
+    from digest.usecases.editions import plan_edition, send_edition
+    from digest.usecases.send_summary import summary_line
+    from digest.usecases.takeover import held_claims_message
 
     st = state(ctx)
     if not dry_run:
@@ -112,8 +112,8 @@ def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from sqlmodel import Session
 
-    from digest.editions import send_edition
     from digest.store import deliveries as ledger
+    from digest.usecases.editions import send_edition
 
     with Session(services.engine) as session:
         counts = ledger.state_counts(session, edition.id)

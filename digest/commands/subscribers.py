@@ -66,10 +66,10 @@ def subscribers_add(
         digest subscribers add ada@example.org --profile library.bib --follow-frequent-authors
     """
     from digest.db import session_scope
-    from digest.operator_subscriptions import NewSubscriber, add_pending
     from digest.sources.ids import normalize_arxiv_id
     from digest.store.subscribers import SubscriberError, add_subscriber
-    from digest.subscriptions import send_mail
+    from digest.usecases.operator_subscriptions import NewSubscriber, add_pending
+    from digest.usecases.subscriptions import send_mail
     from digest.zones import check_zone
 
     address = _address(email)
@@ -151,8 +151,8 @@ def _import_profile(services: Any, address: str, data: bytes | None, follow: boo
         return []
     from sqlmodel import Session
 
-    from digest.profile_imports import import_library
     from digest.store.subscribers import get_by_email
+    from digest.usecases.profile_imports import import_library
 
     with Session(services.engine) as session:
         subscriber_id = get_by_email(session, address).id
@@ -161,7 +161,7 @@ def _import_profile(services: Any, address: str, data: bytes | None, follow: boo
     out.print(library.summary(), soft_wrap=True)
     if library.offered_authors:
         if follow:
-            from digest.following import follow as follow_authors
+            from digest.usecases.following import follow as follow_authors
 
             followed = follow_authors(services, subscriber_id, library.offered_authors)
             out.print(f"Following the library's frequent authors: {'; '.join(followed)}.")
@@ -178,7 +178,7 @@ def _fetch_seeds(services: Any, seeds: list[str]) -> None:
     """Fetch the seed papers not stored yet; a failure is one line, the profile keeps them."""
     if not seeds:
         return
-    from digest.seeds import fetch_missing_now
+    from digest.usecases.seeds import fetch_missing_now
 
     _report_seeds(fetch_missing_now(services.settings, services.engine, seeds))
 
@@ -201,7 +201,7 @@ def subscribers_confirm(
     Example:
         digest subscribers confirm ada@example.org
     """
-    from digest.operator_subscriptions import confirm_by_operator
+    from digest.usecases.operator_subscriptions import confirm_by_operator
 
     try:
         said = confirm_by_operator(ctx.obj.services, _address(email))

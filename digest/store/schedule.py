@@ -29,7 +29,7 @@ def expire_past_editions(session: Session, *, now: datetime) -> list[tuple[Editi
     Stale news is not sent late (listmonk #1801): a worker that comes back after the next
     edition has started closes the old one instead of mailing it.
     """
-    from digest import edition_states
+    from digest.usecases import edition_states
 
     closed = []
     for edition in editions_past_send_by(session, now=now):

@@ -15,12 +15,12 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest import subscriptions
 from digest.bootstrap import Services
 from digest.models import utcnow
 from digest.paper_views import PaperView, paper_view
 from digest.store import archive as archive_store
 from digest.store import papers as paper_store
+from digest.usecases import subscriptions
 from digest.web import links
 from digest.web.security import PageError
 from digest.web.views import page, render, state

@@ -13,12 +13,12 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from digest import editions, subscriptions
-from digest.digests import replay_digest
 from digest.models import Edition, Subscriber, utcnow
 from digest.store import archive as archive_store
 from digest.store import papers as paper_store
 from digest.texts import unicode_text
+from digest.usecases import editions, subscriptions
+from digest.usecases.digests import replay_digest
 from digest.web import links
 from digest.web.security import PageError, verify_csrf
 from digest.web.views import form_data, page, state

@@ -13,7 +13,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.subscriptions import Preferences, SubscribeRequest
+from digest.usecases.subscriptions import Preferences, SubscribeRequest
 from digest.windows import PAPERS_PER_DIGEST
 from digest.zones import is_zone, listed_zones
 
@@ -22,7 +22,7 @@ MAX_INTERESTS_TEXT = 6000
 MAX_INTERESTS = 50
 MAX_INTEREST_CHARS = 100
 MAX_CATEGORIES = 20
-MAX_SEEDS = 200  # an imported library may bring many (digest/profile_imports.py)
+MAX_SEEDS = 200  # an imported library may bring many (digest/usecases/profile_imports.py)
 MAX_AUTHORS = 50
 MAX_AUTHOR_CHARS = 100
 MAX_MUTED = 50

@@ -8,10 +8,10 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from digest.following import follow
 from digest.profile_files import MAX_OFFERED
-from digest.profile_imports import import_library
-from digest.seeds import fetch_missing_now
+from digest.usecases.following import follow
+from digest.usecases.profile_imports import import_library
+from digest.usecases.seeds import fetch_missing_now
 from digest.web.security import verify_csrf
 from digest.web.subscription import _manage_page, _subscriber
 from digest.web.views import state

@@ -14,10 +14,10 @@ from starlette.responses import HTMLResponse, JSONResponse
 from digest.bootstrap import Services
 from digest.models import Edition, FeedState, Paper, utcnow
 from digest.render import safe_url, tldr
-from digest.seeds import fetch_missing_now
 from digest.store import papers as paper_store
-from digest.subscriptions import RequestMeta, keyed_hash, process_subscription
 from digest.texts import unicode_text
+from digest.usecases.seeds import fetch_missing_now
+from digest.usecases.subscriptions import RequestMeta, keyed_hash, process_subscription
 from digest.web.forms import FormError, parse_subscribe_form, timezones
 from digest.web.security import check_ip_limit, client_ip, verify_csrf
 from digest.web.views import form_data, page, state

@@ -16,8 +16,8 @@ from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from digest import subscriptions
 from digest.store import archive as archive_store
+from digest.usecases import subscriptions
 from digest.web import links
 from digest.web.feedback import _paper_title
 from digest.web.security import PageError, verify_csrf

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.bootstrap import Services
 from digest.store import web as web_store
-from digest.subscriptions import keyed_hash
+from digest.usecases.subscriptions import keyed_hash
 
 CSRF_FIELD = "csrf_token"
 # Pages render with a strict policy: our own script and stylesheet only, no inline code, no

@@ -14,10 +14,10 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest import resubscribing, subscriptions
 from digest.models import Subscriber
-from digest.seeds import fetch_missing_now
-from digest.subscriptions import ConfirmResult
+from digest.usecases import resubscribing, subscriptions
+from digest.usecases.seeds import fetch_missing_now
+from digest.usecases.subscriptions import ConfirmResult
 from digest.web import links
 from digest.web.forms import FormError, parse_preferences, timezones
 from digest.web.security import PageError, verify_csrf

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from digest.bootstrap import Services
-from digest.following import follow
 from digest.models import Subscriber
 from digest.profile_files import MAX_SEEDS, LibraryImport, read_library
+from digest.usecases.following import follow
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from digest.bootstrap import Services
 from digest.models import Consent, Subscriber
 from digest.store import suppressions
-from digest.subscriptions import consent_text_hash, keyed_hash
+from digest.usecases.subscriptions import consent_text_hash, keyed_hash
 
 
 def activate_with_consent(

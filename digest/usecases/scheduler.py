@@ -7,9 +7,9 @@ Two APScheduler 3.x schedulers per worker process, on purpose:
   with FOR UPDATE SKIP LOCKED), so every worker sends; nothing of it needs to survive a restart.
 * A *leader* BackgroundScheduler with a SQLAlchemyJobStore in the service's own database runs
   the singleton jobs `fetch`, `trending` and `plan-edition`, and only while this worker holds
-  the lease (digest.leases). The persistent store is what makes a missed 01:30 fetch run once
-  when a worker comes back at 03:00; a MemoryJobStore would recompute "next 01:30" and skip the
-  day. The lease keeps the store unshared, which APScheduler requires (FAQ: "You can't").
+  the lease (digest.usecases.leases). The persistent store is what makes a missed 01:30 fetch
+  run once when a worker comes back at 03:00; a MemoryJobStore would recompute "next 01:30" and
+  skip the day. The lease keeps the store unshared, which APScheduler requires (FAQ: "You can't").
 
 Every singleton job has an explicit id, replace_existing=True, coalesce=True, max_instances=1
 and a misfire grace of hours (the default of 1 s silently skips a day). Re-adding a job at start
@@ -39,12 +39,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlmodel import Session
 
-from digest import leases, timetable
+from digest import timetable
 from digest.bootstrap import Services
-from digest.editions import SendReport, default_worker_name, plan_edition, send_edition
 from digest.models import utcnow
 from digest.store import deliveries as ledger
 from digest.store import schedule as schedule_store
+from digest.usecases import leases
+from digest.usecases.editions import SendReport, default_worker_name, plan_edition, send_edition
 
 log = logging.getLogger("digest.worker")
 
@@ -282,7 +283,7 @@ class Worker:
 
     def fetch_sources(self, *, kinds: set[str] | None) -> Any:
         """Fetch sources (all, or only these kinds) under the job's total deadline."""
-        from digest.ingest import fetch_sources
+        from digest.usecases.ingest import fetch_sources
 
         settings = self.services.settings
         if kinds is not None:
@@ -297,7 +298,7 @@ class Worker:
             deadline_s=settings.scheduler.fetch_deadline_s,
         )
         if kinds is None and self.fetch is None:
-            from digest.seeds import retry_missing
+            from digest.usecases.seeds import retry_missing
 
             # Seeds an earlier lookup could not fetch: tried again with the day's fetch.
             try:

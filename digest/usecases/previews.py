@@ -6,12 +6,12 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from digest import digests as editions
 from digest.bootstrap import Services
 from digest.mailer import SendOutcome, SmtpConnection
 from digest.models import Edition, Subscriber, utcnow
 from digest.render import RenderedDigest, message_id
 from digest.store import subscribers as subscriber_store
+from digest.usecases import digests as editions
 
 TEST_EDITION_ID = 0
 
@@ -85,7 +85,7 @@ def rank_stored(
     same ranker as the emails; the output is the plain top N by final score.
     """
     from digest import ranking
-    from digest.digests import rank_params
+    from digest.usecases.digests import rank_params
 
     now = now or utcnow()
     with Session(services.engine) as session:

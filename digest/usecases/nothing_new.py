@@ -23,7 +23,7 @@ def compose(
     edition_date: date,
     now: datetime,
 ) -> bytes:
-    from digest.digests import compose_message
+    from digest.usecases.digests import compose_message
 
     subject = f"Nothing new for you today, {edition_date:%d %b %Y}"
     values = {

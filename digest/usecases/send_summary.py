@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from digest.editions import SendReport
+from digest.usecases.editions import SendReport
 
 
 def _n(count: int, word: str) -> str:

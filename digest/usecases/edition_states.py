@@ -13,11 +13,11 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from digest.ingest import SUCCESSFUL
 from digest.models import Edition, FeedState
 from digest.settings import Settings
 from digest.store import deliveries as ledger
 from digest.store import windows as window_store
+from digest.usecases.ingest import SUCCESSFUL
 
 OPEN = ("pending", "deferred", "claimed")
 # States the worker no longer touches once reached.

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from digest.ingest import allowed_hosts, lookup_arxiv_ids
 from digest.settings import Settings
 from digest.sources.fetch import host_of
 from digest.sources.ids import normalize_arxiv_id
 from digest.sources.xmlfeed import one_line
 from digest.store.papers import papers_by_keys
 from digest.store.subscribers import active_seeds
+from digest.usecases.ingest import allowed_hosts, lookup_arxiv_ids
 
 log = logging.getLogger(__name__)
 

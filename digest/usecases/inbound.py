@@ -12,7 +12,7 @@ Who a message is about is decided by a signed token, never by its From header:
   address, so a forged From gains nothing; everything else gets the help text, at most one an
   hour per address (the From may be a victim's).
 - delivery reports and complaints (multipart/report, or anything sent to the bounce address)
-  go to digest.bounces.
+  go to digest.usecases.bounces.
 
 Auto-submitted mail (out-of-office replies, RFC 3834) is never acted on and never answered.
 """
@@ -35,7 +35,6 @@ from aiosmtpd.controller import Controller
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from digest import bounces, following, subscriptions
 from digest.bootstrap import Services
 from digest.models import Delivery, Subscriber, utcnow
 from digest.render import build_message
@@ -45,6 +44,7 @@ from digest.store import web as web_store
 from digest.store.papers import papers_by_keys
 from digest.texts import unicode_text
 from digest.tokens import TokenError
+from digest.usecases import bounces, following, subscriptions
 
 log = logging.getLogger(__name__)
 

@@ -22,25 +22,28 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session
 
-from digest import bounces, edition_states, nothing_new, takeover, timetable
+from digest import timetable
 from digest.bootstrap import Services
-from digest.digests import (  # re-exported: the web app and previews build digests through here
+from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
+from digest.models import Delivery, Edition, Subscriber, utcnow
+from digest.render import message_id
+from digest.store import deliveries as ledger
+from digest.store import subscribers as subscriber_store
+from digest.store import windows as window_store
+from digest.store.outcomes import Outcome
+from digest.usecases import bounces, edition_states, nothing_new, takeover
+
+# Re-exported: the web app and previews build digests through here.
+from digest.usecases.digests import (
     EditionContext,
     compose_message,
     digests_for,
     edition_context,
 )
-from digest.heartbeat import Heartbeat
-from digest.ledger_writer import LedgerWriter
-from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
-from digest.models import Delivery, Edition, Subscriber, utcnow
-from digest.render import message_id
-from digest.send_pause import ConnectionPause
-from digest.send_queue import SendQueue
-from digest.store import deliveries as ledger
-from digest.store import subscribers as subscriber_store
-from digest.store import windows as window_store
-from digest.store.outcomes import Outcome
+from digest.usecases.heartbeat import Heartbeat
+from digest.usecases.ledger_writer import LedgerWriter
+from digest.usecases.send_pause import ConnectionPause
+from digest.usecases.send_queue import SendQueue
 
 __all__ = [
     "EditionContext",

@@ -15,11 +15,11 @@ from datetime import datetime
 from sqlmodel import Session
 
 from digest.bootstrap import Services
-from digest.consents import activate_with_consent
 from digest.models import Consent, Subscriber, utcnow
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
-from digest.subscriptions import (
+from digest.usecases.consents import activate_with_consent
+from digest.usecases.subscriptions import (
     OutgoingMail,
     confirmation_mail,
     consent_text_hash,

@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlmodel import Session
 
 from digest.bootstrap import Services
-from digest.consents import activate_with_consent
 from digest.models import Subscriber, utcnow
 from digest.store import suppressions
+from digest.usecases.consents import activate_with_consent
 
 RESUBSCRIBE_FORM = "unsubscribe-page"
 
