@@ -16,6 +16,8 @@ from digest.render.fragments import Fragment, SlotTemplate, SlotText, escaped, s
 from digest.render.mime import CR
 from digest.render.views import DigestItem, DigestLinks, RenderedDigest
 
+# Per section of a digest, its items encoded one way (HTML, text or quoted-printable).
+Sections = list[list[bytes]]
 # The placeholders of an item's and of a page layout's per-reader values.
 _ITEM_SLOTS = {name: Markup(slot(name)) for name in ("why", "up_url", "down_url", "number")}
 _LAYOUT_SLOTS = (
@@ -89,24 +91,15 @@ class EditionRenderer:
             self._layouts[shape] = cached
         return cached
 
-    def render(
-        self,
-        *,
-        items: Sequence[DigestItem],
-        interests: str,
-        links: DigestLinks,
-        shortfall: str = "",
-        is_test: bool = False,
-        picks: tuple[tuple[str, str, str], ...] = (),
-    ) -> RenderedDigest:
-        matched = sum(1 for i in items if i.section == "For you")
-        count = len(items)
-        headline = subjects.headline(count, matched)
-        subject = subjects.subject(count, items[0].paper.title if items else "", is_test=is_test)
+    def _sections(
+        self, items: Sequence[DigestItem]
+    ) -> tuple[list[str], Sections, Sections, Sections]:
+        """Each item's fragment filled with the reader's values, grouped by section in order:
+        (section titles, their HTML, text and quoted-printable items)."""
         titles: list[str] = []
-        html_sections: list[list[bytes]] = []
-        text_sections: list[list[bytes]] = []
-        qp_sections: list[list[bytes]] = []
+        html_sections: Sections = []
+        text_sections: Sections = []
+        qp_sections: Sections = []
         for number, item in enumerate(items, start=1):
             title = "Trending today" if item.section == "Trending" else "For you"
             if not titles or titles[-1] != title:
@@ -131,6 +124,23 @@ class EditionRenderer:
             values.update(why=why, up_url=up_url, down_url=down_url)
             text_sections[-1].append(fragment.text.plain.fill(values))
             qp_sections[-1].append(fragment.text.encode(values, {}))
+        return titles, html_sections, text_sections, qp_sections
+
+    def render(
+        self,
+        *,
+        items: Sequence[DigestItem],
+        interests: str,
+        links: DigestLinks,
+        shortfall: str = "",
+        is_test: bool = False,
+        picks: tuple[tuple[str, str, str], ...] = (),
+    ) -> RenderedDigest:
+        matched = sum(1 for i in items if i.section == "For you")
+        count = len(items)
+        headline = subjects.headline(count, matched)
+        subject = subjects.subject(count, items[0].paper.title if items else "", is_test=is_test)
+        titles, html_sections, text_sections, qp_sections = self._sections(items)
         short = _short_interests(interests)
         layout = self._layout((bool(short), bool(shortfall), is_test, tuple(titles)))
         text_values = {
