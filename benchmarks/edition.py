@@ -247,7 +247,7 @@ def one_edition(kind: str, store: Store, sink: Sink, count: int, folder: Path) -
     url = store.fresh()
     services = bootstrap.build(_settings(url, sink.port))
     upgrade(services.engine)
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
     path = folder / f"list-{count}.csv"
     if not path.exists():
         write_csv(path, count)
@@ -319,7 +319,7 @@ def workers_run(store: Store, sink: Sink, count: int, folder: Path, workers: int
     url = store.fresh()
     services = bootstrap.build(_settings(url, sink.port))
     upgrade(services.engine)
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
     rows, _ = read_import_csv(folder / f"list-{count}.csv")
     import_subscribers(services.engine, rows, confirmed=True, now=utcnow())
     plan_edition(services, edition_date=NOW.date(), now=NOW)

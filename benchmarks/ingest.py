@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from digest.db import make_engine, upgrade
+from digest.bootstrap import Services, build
+from digest.db import upgrade
+from digest.settings import Settings
 from digest.sources import arxiv_rss, parse
 from digest.usecases.ingest import ingest_bytes
 
@@ -102,6 +104,12 @@ def timed(fn, repeat: int) -> float:  # noqa: ANN001 - a plain callable
     return statistics.median(samples)
 
 
+def services_on(url: str) -> Services:
+    services = build(Settings(mode="dev", database_url=url))
+    upgrade(services.engine)
+    return services
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("papers", nargs="?", type=Path, default=DEFAULT)
@@ -117,27 +125,25 @@ def main() -> None:
 
         def full() -> None:
             # A fresh database per run: every item is an INSERT, the costlier path.
-            engine = make_engine(f"sqlite:///{tmp}/bench-{next(runs)}.db")
-            upgrade(engine)
+            services = services_on(f"sqlite:///{tmp}/bench-{next(runs)}.db")
             started = time.perf_counter()
-            report = ingest_bytes(engine, data, kind="arxiv-rss", source="bench", now=now)
+            report = ingest_bytes(services, data, kind="arxiv-rss", source="bench", now=now)
             full.seconds.append(time.perf_counter() - started)  # type: ignore[attr-defined]
             assert report.fetched == args.items and report.status == "ok", report
-            engine.dispose()
+            services.close()
 
         full.seconds = []  # type: ignore[attr-defined]
         for _ in range(args.repeat):
             full()
         full_s = statistics.median(full.seconds)  # type: ignore[attr-defined]
 
-        engine = make_engine(f"sqlite:///{tmp}/rerun.db")
-        upgrade(engine)
-        ingest_bytes(engine, data, kind="arxiv-rss", source="bench", now=now)
+        services = services_on(f"sqlite:///{tmp}/rerun.db")
+        ingest_bytes(services, data, kind="arxiv-rss", source="bench", now=now)
         rerun_s = timed(
-            lambda: ingest_bytes(engine, data, kind="arxiv-rss", source="bench", now=now),
+            lambda: ingest_bytes(services, data, kind="arxiv-rss", source="bench", now=now),
             args.repeat,
         )
-        engine.dispose()
+        services.close()
 
     parse_s = timed(lambda: parse("arxiv-rss", data), args.repeat)
     # The path a malformed arXiv feed takes: feedparser's forgiving parser.

@@ -184,7 +184,7 @@ def edition_rate(port: int, count: int, folder: Path) -> tuple[float, dict[str, 
     )
     services = bootstrap.build(settings)
     upgrade(services.engine)
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
     topics = ["video generation", "agents", "reinforcement learning", "speech", "robotics"]
     with services.engine.begin() as connection:
         connection.execute(

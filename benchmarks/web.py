@@ -128,7 +128,7 @@ def seed(env: dict[str, str]) -> dict[str, str]:
 
     services = build(load_from_environment())
     upgrade(services.engine)
-    ingest_file(services.engine, SAMPLE, kind="hf-daily", source="hf-daily")
+    ingest_file(services, SAMPLE, kind="hf-daily", source="hf-daily")
     with Session(services.engine) as session:
         sid = add_subscriber(
             session, email="reader@bench.test", interests="agents, sparse attention", confirmed=True

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from jinja2 import Environment
 
@@ -14,6 +13,7 @@ from digest.db import make_engine
 from digest.render import make_environment
 from digest.settings import Settings
 from digest.signing import DkimSigner
+from digest.sources.fetch import Fetchers
 from digest.store import uow
 from digest.store.uow import Engine
 from digest.tokens import Tokens
@@ -31,7 +31,7 @@ class Services:
     engine: Engine
     templates: Environment
     tokens: Tokens
-    http: Any = None
+    fetchers: Fetchers
     dkim: DkimSigner | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
 
@@ -51,8 +51,10 @@ class Services:
         self.engine.dispose()
 
 
-def build(settings: Settings, *, http: Any = None, engine: Engine | None = None) -> Services:
-    """Wire the services for these settings; `http` and `engine` may be injected by tests."""
+def build(
+    settings: Settings, *, fetchers: Fetchers | None = None, engine: Engine | None = None
+) -> Services:
+    """Wire the services for these settings; `fetchers` and `engine` may be injected by tests."""
     email = settings.email
     dkim = None
     if email.dkim_domain and email.dkim_selector and email.dkim_key_path:
@@ -64,6 +66,6 @@ def build(settings: Settings, *, http: Any = None, engine: Engine | None = None)
         engine=engine or make_engine(settings.database_url),
         templates=make_environment(settings.templates_dir),
         tokens=Tokens(settings.signing_keys()),
-        http=http,
+        fetchers=fetchers or Fetchers(settings.fetch),
         dkim=dkim,
     )

@@ -84,7 +84,7 @@ def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoReport:
             upgrade(services.engine)
             for filename, kind, source in SAMPLE_FEEDS:
                 result = ingest_file(
-                    services.engine, SAMPLE_DIR / filename, kind=kind, source=source, now=now
+                    services, SAMPLE_DIR / filename, kind=kind, source=source, now=now
                 )
                 report.papers_new += result.new
                 report.papers_seen += result.fetched

@@ -41,11 +41,11 @@ def test_the_archive_and_feed_show_exactly_what_was_mailed_newest_first(
     try:
         yesterday = utcnow() - timedelta(days=1)
         today = utcnow()
-        ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=yesterday)
+        ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=yesterday)
         sid = active_subscriber(services, "ada@example.com", "quantum error correction agents")
         for now in (yesterday, today):
             if now is today:
-                ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=now)
+                ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)
             edition, _ = plan_edition(services, now=now, edition_date=now.date())
             asyncio.run(send_edition(services, edition, now=now))
         mails = [_html(m.data) for m in smtp_sink.messages]

@@ -95,7 +95,7 @@ def services(database_url: str, smtp_sink: SmtpSink):
 def test_a_day_with_nothing_new_sends_no_mail_and_the_ledger_says_why(
     services: Services, smtp_sink: SmtpSink
 ) -> None:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
     ada = _subscribe(services, "ada@example.com", "language model agents")
 
     first = _send(services, FRIDAY)
@@ -116,7 +116,7 @@ def test_a_day_with_nothing_new_sends_no_mail_and_the_ledger_says_why(
 def test_a_subscriber_may_ask_for_a_nothing_new_note(
     services: Services, smtp_sink: SmtpSink
 ) -> None:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
     _subscribe(services, "ada@example.com", "language model agents", nothing_new_note=True)
 
     _send(services, FRIDAY)
@@ -132,13 +132,13 @@ def test_a_subscriber_may_ask_for_a_nothing_new_note(
 def test_after_a_holiday_the_digest_covers_everything_since_the_previous_one(
     services: Services, smtp_sink: SmtpSink
 ) -> None:
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
     ada = _subscribe(services, "ada@example.com", "quantum")
     _send(services, FRIDAY)
     # Papers arrive on Saturday; no edition runs until Wednesday, five days later: more than
     # the three days of candidates a digest used to look back.
     saturday = FRIDAY + DAY
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=saturday)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=saturday)
     wednesday = FRIDAY + 5 * DAY
 
     report = _send(services, wednesday)
@@ -154,7 +154,7 @@ def test_after_a_holiday_the_digest_covers_everything_since_the_previous_one(
 def test_a_weekly_digest_picks_the_best_of_its_week(
     services: Services, smtp_sink: SmtpSink
 ) -> None:
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - 5 * DAY)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - 5 * DAY)
     weekly = _subscribe(services, "wes@example.com", "quantum", frequency="weekly")
     daily = _subscribe(services, "dan@example.com", "quantum")
 
@@ -180,17 +180,17 @@ def test_when_every_source_failed_the_edition_is_held_and_nothing_is_lost(
         try:
             ada = _subscribe(services, "ada@example.com", "quantum")
             server.route("/rss", Response(body=body))
-            asyncio.run(fetch_sources(services.settings, services.engine, now=FRIDAY - DAY / 4))
+            asyncio.run(fetch_sources(services, now=FRIDAY - DAY / 4))
             _send(services, FRIDAY)
             # Saturday: the early fetch brings new papers, every later one fails.
             saturday = FRIDAY + DAY
             newer = body.replace(b"2504.", b"2505.")
             server.route("/rss", Response(body=newer))
             early = saturday.replace(hour=1)
-            asyncio.run(fetch_sources(services.settings, services.engine, now=early))
+            asyncio.run(fetch_sources(services, now=early))
             server.route("/rss", Response(status=503, body=b"down"))
             fetch_at = saturday.replace(hour=4)
-            asyncio.run(fetch_sources(services.settings, services.engine, now=fetch_at))
+            asyncio.run(fetch_sources(services, now=fetch_at))
 
             held = _send(services, saturday)
 
@@ -208,9 +208,7 @@ def test_when_every_source_failed_the_edition_is_held_and_nothing_is_lost(
             # Sunday the source is back: the digest carries Saturday's papers.
             sunday = FRIDAY + 2 * DAY
             server.route("/rss", Response(body=newer))
-            asyncio.run(
-                fetch_sources(services.settings, services.engine, now=sunday.replace(hour=1))
-            )
+            asyncio.run(fetch_sources(services, now=sunday.replace(hour=1)))
             report = _send(services, sunday)
 
             assert report.sent == 1
@@ -223,7 +221,7 @@ def test_when_every_source_failed_the_edition_is_held_and_nothing_is_lost(
 def test_editions_list_shows_the_state_its_deliveries_give(
     services: Services, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=FRIDAY - DAY / 4)
     _subscribe(services, "ada@example.com", "agents")
     hour = services.settings.scheduler.edition_hour
     edition, _ = plan_edition(services, now=FRIDAY, edition_date=FRIDAY.date())
@@ -296,11 +294,11 @@ def test_an_edition_reads_only_the_papers_its_waiting_windows_hold(
 ) -> None:
     from digest.usecases.digests import edition_context
 
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
     _subscribe(services, "ada@example.com", "quantum")
     _send(services, FRIDAY)
     saturday = FRIDAY + DAY
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=saturday - DAY / 4)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=saturday - DAY / 4)
     hour = services.settings.scheduler.edition_hour
     edition, _ = plan_edition(
         services, now=saturday, edition_date=timetable.edition_date_at(saturday, hour)

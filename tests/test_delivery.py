@@ -53,7 +53,7 @@ def _settings(database_url: str, port: int, **smtp: object) -> Settings:
 
 
 def _populate(services: Services, count: int, *, now: datetime = NOW) -> None:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=now)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)
     with session_scope(services.engine) as session:
         for i in range(count):
             subscriber_store.add_subscriber(

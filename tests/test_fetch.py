@@ -18,12 +18,14 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from digest import bootstrap
+from digest.bootstrap import Services
 from digest.db import make_engine, session_scope, upgrade
 from digest.models import FeedState
 from digest.settings import FetchSettings, Settings, SourceSettings
-from digest.sources.fetch import Fetcher, retry_after_seconds
+from digest.sources.fetch import Fetcher, Fetchers, retry_after_seconds
 from digest.store.papers import list_papers, recent_papers
-from digest.usecases import ingest
+from digest.usecases import ingest, ingest_fetch
 from digest.usecases.ingest import fetch_sources, lookup_arxiv_ids
 from tests.feed_server import FeedServer, Response, running_server
 
@@ -96,12 +98,17 @@ def make_settings(sources: list[tuple[str, str, str]], **fetch: object) -> Setti
     )
 
 
+def services_for(settings: Settings, engine: Engine, fake: FakeTime) -> Services:
+    """The service's graph as build() wires it, with a fetcher on the fake clock."""
+    fetchers = Fetchers(settings.fetch, sleep=fake.sleep, clock=fake.clock)
+    return bootstrap.build(settings, engine=engine, fetchers=fetchers)
+
+
 def run(
     settings: Settings, engine: Engine, fake: FakeTime, **kw: object
 ) -> list[ingest.SourceReport]:
-    return asyncio.run(
-        fetch_sources(settings, engine, now=NOW, sleep=fake.sleep, clock=fake.clock, **kw)  # type: ignore[arg-type]
-    )
+    services = services_for(settings, engine, fake)
+    return asyncio.run(fetch_sources(services, now=NOW, **kw))  # type: ignore[arg-type]
 
 
 def state_of(engine: Engine, source: str) -> FeedState:
@@ -158,9 +165,11 @@ def test_not_modified_costs_no_parse(
     settings = make_settings([("arxiv", "arxiv-rss", feed_server.url("/rss"))])
     assert run(settings, engine, fake_time)[0].new == 81
     parses: list[str] = []
-    real_parse = ingest.parse
+    real_parse = ingest_fetch.parse
     monkeypatch.setattr(
-        ingest, "parse", lambda kind, *a, **k: parses.append(kind) or real_parse(kind, *a, **k)
+        ingest_fetch,
+        "parse",
+        lambda kind, *a, **k: parses.append(kind) or real_parse(kind, *a, **k),
     )
     report = run(settings, engine, fake_time)[0]
     assert (report.status, report.http_status, report.fetched) == ("not-modified", 304, 0)
@@ -434,13 +443,10 @@ def test_lookup_arxiv_ids_stores_reference_rows(
     feed_server.route("/api/query", Response(body=API_PAGE))
     result = asyncio.run(
         lookup_arxiv_ids(
+            services_for(make_settings([]), engine, fake_time),
             ["arXiv:2202.12139v1", "https://arxiv.org/abs/2405.13786", "not-an-id"],
-            settings=make_settings([]),
-            engine=engine,
             api_url=feed_server.url("/api/query"),
             now=NOW,
-            sleep=fake_time.sleep,
-            clock=fake_time.clock,
         )
     )
     assert result.error is None and len(result.records) == 2  # capped at the ids asked for

@@ -18,18 +18,17 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from digest.db import make_engine, session_scope, upgrade
+from digest import bootstrap
+from digest.bootstrap import Services
+from digest.db import session_scope, upgrade
 from digest.models import FeedState, Paper
+from digest.settings import Settings
 from digest.sources import KINDS
 from digest.sources.base import PaperRecord
-from digest.store.papers import (
-    get_paper,
-    list_papers,
-    papers_by_keys,
-    recent_papers,
-    upsert_papers,
-)
+from digest.sources.ids import paper_key
+from digest.store.papers import get_paper, list_papers, papers_by_keys, recent_papers
 from digest.usecases.ingest import ingest_bytes, ingest_file
+from digest.usecases.paper_merge import upsert_papers
 from tests.hostile_feeds import corpus, item, rss, xxe
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -39,12 +38,22 @@ DAY1 = datetime(2026, 6, 12, 6, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 
 
+def built(database_url: str) -> Services:
+    services = bootstrap.build(Settings(mode="dev", database_url=database_url))
+    upgrade(services.engine)
+    return services
+
+
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def services(database_url: str) -> Iterator[Services]:
+    services = built(database_url)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def engine(services: Services) -> Engine:
+    return services.engine
 
 
 def snapshot(engine: Engine, *, ignore: tuple[str, ...] = ("last_seen",)) -> dict[str, Any]:
@@ -102,8 +111,8 @@ def hf_items(arxiv_id: str, upvotes: int, stars: int | None = None) -> bytes:
 # --- the recorded samples ---------------------------------------------------------------------
 
 
-def test_rss_sample_counts_and_rerun_changes_nothing(engine: Engine) -> None:
-    report = ingest_file(engine, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY1)
+def test_rss_sample_counts_and_rerun_changes_nothing(services: Services, engine: Engine) -> None:
+    report = ingest_file(services, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY1)
     # Every one of the 81 rows is new to the store (the 31 replacements too, though no edition
     # announces them): the first run must not call them "updated".
     assert (report.status, report.fetched, report.new, report.changed) == ("ok", 81, 81, 0)
@@ -113,7 +122,7 @@ def test_rss_sample_counts_and_rerun_changes_nothing(engine: Engine) -> None:
         assert len(fresh) == 50  # 40 new + 10 cross; the 31 replacements are never announced
         assert {p.announce for p in fresh} == {"new", "cross"}
         assert sum(1 for p in list_papers(session) if p.announce == "replace") == 31
-    again = ingest_file(engine, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY2)
+    again = ingest_file(services, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY2)
     assert (again.new, again.changed, again.unchanged, again.fetched) == (0, 0, 81, 81)
     assert snapshot(engine) == before  # nothing but last_seen moved
     with session_scope(engine) as session:
@@ -123,15 +132,15 @@ def test_rss_sample_counts_and_rerun_changes_nothing(engine: Engine) -> None:
     assert (state.last_status, state.fetched, state.new, state.last_error) == ("ok", 81, 0, None)
 
 
-def test_hf_sample_and_upvotes_move_but_nothing_else(engine: Engine) -> None:
-    report = ingest_file(engine, HF_SAMPLE, kind="hf-daily", source="hf", now=DAY1)
+def test_hf_sample_and_upvotes_move_but_nothing_else(services: Services, engine: Engine) -> None:
+    report = ingest_file(services, HF_SAMPLE, kind="hf-daily", source="hf", now=DAY1)
     assert (report.new, report.fetched) == (30, 30)
     data = json.loads(HF_SAMPLE.read_bytes())
     for entry in data:
         entry["paper"]["upvotes"] += 7
     later = DAY1 + timedelta(days=2)
     report = ingest_bytes(
-        engine, json.dumps(data).encode(), kind="hf-daily", source="hf", now=later
+        services, json.dumps(data).encode(), kind="hf-daily", source="hf", now=later
     )
     assert (report.new, report.changed, report.unchanged) == (0, 30, 0)
     with session_scope(engine) as session:
@@ -144,7 +153,9 @@ def test_hf_sample_and_upvotes_move_but_nothing_else(engine: Engine) -> None:
 # --- merging ----------------------------------------------------------------------------------
 
 
-def test_cross_listed_paper_in_three_feeds_and_hf_is_one_row(engine: Engine) -> None:
+def test_cross_listed_paper_in_three_feeds_and_hf_is_one_row(
+    services: Services, engine: Engine
+) -> None:
     pid = "2606.12730"
     feeds = {
         "cs.LG": arxiv_feed(arxiv_item(pid, 1, "new", ["cs.LG", "cs.CL"])),
@@ -152,9 +163,9 @@ def test_cross_listed_paper_in_three_feeds_and_hf_is_one_row(engine: Engine) -> 
         "cs.AI": arxiv_feed(arxiv_item(pid, 1, "cross", ["cs.AI"])),
     }
     for name, data in feeds.items():
-        ingest_bytes(engine, data, kind="arxiv-rss", source=f"arxiv-{name}", now=DAY1)
-    ingest_bytes(engine, hf_items(pid, 3, stars=10), kind="hf-daily", source="hf", now=DAY1)
-    ingest_bytes(engine, hf_items(pid, 41, stars=12), kind="hf-daily", source="hf", now=DAY2)
+        ingest_bytes(services, data, kind="arxiv-rss", source=f"arxiv-{name}", now=DAY1)
+    ingest_bytes(services, hf_items(pid, 3, stars=10), kind="hf-daily", source="hf", now=DAY1)
+    ingest_bytes(services, hf_items(pid, 41, stars=12), kind="hf-daily", source="hf", now=DAY2)
     with session_scope(engine) as session:
         rows = list_papers(session)
         assert len(rows) == 1
@@ -179,22 +190,24 @@ def test_one_batch_with_duplicates_merges_before_writing(engine: Engine) -> None
         counts = upsert_papers(session, records, now=DAY1)
     assert (counts.new, counts.changed, counts.skipped) == (1, 0, 0)
     with session_scope(engine) as session:
-        paper = get_paper(session, "arXiv:2401.00001v1")
+        paper = get_paper(session, paper_key("arXiv:2401.00001v1"))
         assert paper and paper.categories == ["cs.LG", "cs.CL"] and paper.announce == "new"
         assert paper.sources == ["a", "b"]
 
 
-def test_replacement_updates_version_but_is_never_reannounced(engine: Engine) -> None:
+def test_replacement_updates_version_but_is_never_reannounced(
+    services: Services, engine: Engine
+) -> None:
     pid = "2606.00001"
     ingest_bytes(
-        engine,
+        services,
         arxiv_feed(arxiv_item(pid, 1, "new", ["cs.LG"])),
         kind="arxiv-rss",
         source="arxiv",
         now=DAY1,
     )
     report = ingest_bytes(
-        engine,
+        services,
         arxiv_feed(arxiv_item(pid, 2, "replace", ["cs.LG"], title="Retitled")),
         kind="arxiv-rss",
         source="arxiv",
@@ -210,9 +223,11 @@ def test_replacement_updates_version_but_is_never_reannounced(engine: Engine) ->
         assert [p.key for p in recent_papers(session, since=DAY1)] == [pid]
 
 
-def test_replacement_of_unknown_paper_is_stored_but_never_announced(engine: Engine) -> None:
+def test_replacement_of_unknown_paper_is_stored_but_never_announced(
+    services: Services, engine: Engine
+) -> None:
     report = ingest_bytes(
-        engine,
+        services,
         arxiv_feed(arxiv_item("2606.00002", 3, "replace-cross", ["cs.CL"])),
         kind="arxiv-rss",
         source="arxiv",
@@ -244,19 +259,19 @@ def test_store_never_loses_stored_text(engine: Engine) -> None:
         paper = get_paper(session, "2401.00002")
         assert paper and paper.title == "Title" and paper.abstract == "Long abstract text."
         assert paper.authors == ["A", "B"] and paper.url and paper.sources == ["a", "b"]
-        found = papers_by_keys(session, ["2401.00002v3", "9999.99999"])
+        found = papers_by_keys(session, [paper_key(k) for k in ("2401.00002v3", "9999.99999")])
         assert list(found) == ["2401.00002"]
     with session_scope(engine) as session:
         counts = upsert_papers(session, [PaperRecord(key="", title="x", source="s")], now=DAY2)
     assert counts.skipped == 1
 
 
-def test_text_with_nul_and_surrogates_is_storable(engine: Engine) -> None:
+def test_text_with_nul_and_surrogates_is_storable(services: Services, engine: Engine) -> None:
     # PostgreSQL refuses NUL in text and UTF-8 refuses lone surrogates: both must be gone.
     data = json.dumps(
         [{"paper": {"id": "2401.00003", "title": "a\x00b\ud800c", "summary": "x\x01y"}}]
     ).encode()
-    report = ingest_bytes(engine, data, kind="hf-daily", source="hf", now=DAY1)
+    report = ingest_bytes(services, data, kind="hf-daily", source="hf", now=DAY1)
     assert report.status == "ok"
     with session_scope(engine) as session:
         paper = get_paper(session, "2401.00003")
@@ -270,9 +285,9 @@ def test_text_with_nul_and_surrogates_is_storable(engine: Engine) -> None:
     ("name", "kind", "data", "outcome"), corpus(), ids=[c[0] for c in corpus()]
 )
 def test_hostile_corpus_recorded_and_nothing_lost(
-    engine: Engine, name: str, kind: str, data: bytes, outcome: str
+    services: Services, engine: Engine, name: str, kind: str, data: bytes, outcome: str
 ) -> None:
-    ingest_file(engine, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY1)
+    ingest_file(services, RSS_SAMPLE, kind="arxiv-rss", source="quant-ph", now=DAY1)
     before = snapshot(
         engine,
         ignore=(
@@ -288,7 +303,7 @@ def test_hostile_corpus_recorded_and_nothing_lost(
         ),
     )
     texts_before = snapshot(engine)
-    report = ingest_bytes(engine, data, kind=kind, source="hostile", now=DAY2)
+    report = ingest_bytes(services, data, kind=kind, source="hostile", now=DAY2)
     assert report.status == outcome
     state = feed_state(engine, "hostile")
     assert state.last_status == outcome and state.last_fetch_at == DAY2
@@ -304,25 +319,31 @@ def test_hostile_corpus_recorded_and_nothing_lost(
     assert set(before) <= set(after)
 
 
-def test_xxe_local_file_bytes_never_stored(engine: Engine, tmp_path: Path) -> None:
+def test_xxe_local_file_bytes_never_stored(
+    services: Services, engine: Engine, tmp_path: Path
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"TOP-SECRET-91ab")
-    report = ingest_bytes(engine, xxe(secret), kind="feed", source="xxe", now=DAY1)
+    report = ingest_bytes(services, xxe(secret), kind="feed", source="xxe", now=DAY1)
     assert report.status == "failed" and "entities" in (report.error or "")
     assert "TOP-SECRET" not in json.dumps(snapshot(engine), default=str)
     assert "TOP-SECRET" not in (feed_state(engine, "xxe").last_error or "")
 
 
-def test_missing_file_and_unknown_format_are_reported(engine: Engine, tmp_path: Path) -> None:
-    missing = ingest_file(engine, tmp_path / "nope.xml", kind="feed", now=DAY1)
+def test_missing_file_and_unknown_format_are_reported(
+    services: Services, engine: Engine, tmp_path: Path
+) -> None:
+    missing = ingest_file(services, tmp_path / "nope.xml", kind="feed", now=DAY1)
     assert missing.status == "failed" and "cannot read" in (missing.error or "")
-    unknown = ingest_file(engine, RSS_SAMPLE, kind="atom", now=DAY1)
+    unknown = ingest_file(services, RSS_SAMPLE, kind="atom", now=DAY1)
     assert unknown.status == "failed" and "unknown format" in (unknown.error or "")
 
 
-def test_partial_feed_keeps_validators_out_and_reason_in(engine: Engine) -> None:
+def test_partial_feed_keeps_validators_out_and_reason_in(
+    services: Services, engine: Engine
+) -> None:
     data = rss(item("", "") + item("Fine", "https://example.org/fine"))
-    report = ingest_bytes(engine, data, kind="feed", source="p", now=DAY1)
+    report = ingest_bytes(services, data, kind="feed", source="p", now=DAY1)
     assert (report.status, report.new, report.skipped) == ("partial", 1, 1)
     assert "skipped" in (feed_state(engine, "p").last_error or "")
 
@@ -331,11 +352,10 @@ def test_partial_feed_keeps_validators_out_and_reason_in(engine: Engine) -> None
 
 
 @pytest.fixture(scope="module")
-def fuzz_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def fuzz_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    services = built(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
+    yield services
+    services.close()
 
 
 xml_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40).map(
@@ -354,10 +374,10 @@ rss_docs = st.builds(
 
 @given(st.one_of(st.binary(max_size=3000), rss_docs), st.sampled_from(KINDS))
 @hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_ingest_bytes_never_raises(fuzz_engine: Engine, data: bytes, kind: str) -> None:
-    report = ingest_bytes(fuzz_engine, data, kind=kind, source=f"fuzz-{kind}", now=DAY1)
+def test_ingest_bytes_never_raises(fuzz_services: Services, data: bytes, kind: str) -> None:
+    report = ingest_bytes(fuzz_services, data, kind=kind, source=f"fuzz-{kind}", now=DAY1)
     assert report.status in ("ok", "partial", "empty", "failed")
     assert report.error is None or "\n" not in report.error
-    with session_scope(fuzz_engine) as session:
+    with session_scope(fuzz_services.engine) as session:
         for paper in session.exec(select(Paper)).all():
             assert "\x00" not in paper.title + paper.abstract

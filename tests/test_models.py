@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from digest.db import current_revision, make_engine, upgrade
 from digest.models import Delivery, Edition, Paper, Subscriber
 from digest.sources.base import PaperRecord
-from digest.store.papers import upsert_papers
+from digest.usecases.paper_merge import upsert_papers
 
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 

@@ -43,8 +43,8 @@ def _sent_digest(tmp_path: Path, sink: SmtpSink, interests: str):
     services = bootstrap.build(settings, engine=make_engine(url))
     upgrade(services.engine)
     earlier = NOW - timedelta(hours=6)
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf-daily", now=earlier)
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=earlier)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf-daily", now=earlier)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=earlier)
     with session_scope(services.engine) as session:
         subscriber_store.add_subscriber(
             session, email="ada@example.com", interests=interests, confirmed=True, now=earlier

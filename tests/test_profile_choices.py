@@ -32,7 +32,7 @@ def _papers(services) -> dict[str, Paper]:
 
 
 def test_followed_first_muted_never_and_the_chosen_number_of_papers(services, smtp_sink):
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=FRIDAY - DAY / 4)
     papers = _papers(services)
     by_hajdusek = {k for k, p in papers.items() if any("Hajdu" in a for a in p.authors)}
     assert len(by_hajdusek) >= 2

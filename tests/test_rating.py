@@ -33,8 +33,8 @@ URL = re.compile(r"https?://\S+")
 def _send_digest(services, smtp_sink: SmtpSink) -> str:
     """Ingest the recorded feeds, send one subscriber their digest, return its text part."""
     now = utcnow()
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf-daily", now=now)
-    ingest_file(services.engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=now)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf-daily", now=now)
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=now)
     active_subscriber(services, "ada@example.com", "language model agents and quantum sensing")
     edition, _ = plan_edition(services, now=now, edition_date=now.date())
     report = asyncio.run(send_edition(services, edition, now=now))

@@ -23,21 +23,9 @@ from markupsafe import escape
 from digest import bootstrap
 from digest.models import Edition, Subscriber
 from digest.ranking import Pick, Profile
-from digest.render import (
-    EditionRenderer,
-    _address,
-    _base64,
-    _escaped,
-    _parsed_address,
-    _qp,
-    _qp_lines,
-    _slot,
-    _Template,
-    _TextTemplate,
-    build_message,
-    message_id,
-    paper_view,
-)
+from digest.render import EditionRenderer, build_message, message_id, paper_view
+from digest.render.fragments import SlotTemplate, SlotText, escaped, slot
+from digest.render.mime import _address, _base64, _parsed_address, qp, qp_lines
 from digest.settings import Settings
 from digest.tokens import TokenError, Tokens, _UncompressedSerializer
 from digest.usecases.digests import EditionContext, compose_message, render_for
@@ -84,7 +72,7 @@ def test_reader_lines_cut_by_slicing_are_byte_for_byte_the_one_pass_encoding() -
                 continue
         data = text.encode("utf-8")
 
-        assert _qp_lines(data) == _qp(text), text
+        assert qp_lines(data) == qp(text), text
 
 
 def test_text_templates_encode_as_the_filled_text_would() -> None:
@@ -95,32 +83,30 @@ def test_text_templates_encode_as_the_filled_text_would() -> None:
         for _ in range(rng.randint(0, 8)):
             parts.append(_random_text(rng, 30).replace("\r", ""))
             if rng.random() < 0.6:
-                parts.append(_slot(rng.choice(names)))
+                parts.append(slot(rng.choice(names)))
         if rng.random() < 0.5:
-            parts.append("\n" + _slot("section0") + "\n")
+            parts.append("\n" + slot("section0") + "\n")
         rendered = "".join(parts)
         ends_line = rng.random() < 0.5
-        template = _TextTemplate.of(
-            rendered, frozenset({"section0"}), ends_line=ends_line, memos={}
-        )
+        template = SlotText.of(rendered, frozenset({"section0"}), ends_line=ends_line, memos={})
         for _ in range(3):
             values = {name: _random_text(rng).replace("\r", "").encode("utf-8") for name in names}
             block_lines = [
                 _random_text(rng, 20).replace("\r", "") + "\n" for _ in range(rng.randint(1, 3))
             ]
             values["section0"] = "".join(block_lines)[:-1].encode("utf-8")
-            blocks = {"section0": b"".join(_qp(line) for line in block_lines)}
+            blocks = {"section0": b"".join(qp(line) for line in block_lines)}
             text = template.plain.fill(values) + (b"\n" if ends_line else b"")
 
-            assert template.encode(values, blocks) == _qp(text), rendered
+            assert template.encode(values, blocks) == qp(text), rendered
 
 
 def test_templates_fill_their_placeholders() -> None:
-    rendered = f"a%s {_slot('x')}é{_slot('y')}{_slot('x')}\n"
-    template = _Template.of(rendered)
+    rendered = f"a%s {slot('x')}é{slot('y')}{slot('x')}\n"
+    template = SlotTemplate.of(rendered)
 
     assert template.fill({"x": b"1", "y": "☕".encode()}) == "a%s 1é☕1\n".encode()
-    assert _Template.of("static").fill({}) == b"static"
+    assert SlotTemplate.of("static").fill({}) == b"static"
 
 
 def test_values_are_escaped_as_markupsafe_does() -> None:
@@ -129,7 +115,7 @@ def test_values_are_escaped_as_markupsafe_does() -> None:
     for _ in range(2000):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
 
-        assert _escaped(value, value.encode("utf-8")) == str(escape(value)).encode("utf-8")
+        assert escaped(value, value.encode("utf-8")) == str(escape(value)).encode("utf-8")
 
 
 def test_bodies_given_as_utf8_build_the_same_message() -> None:
@@ -146,7 +132,7 @@ def test_bodies_given_as_utf8_build_the_same_message() -> None:
     assert build_message(text=text.encode(), html=html.encode(), **common) == build_message(
         text=text, html=html, **common
     )
-    assert build_message(text=text, html=html, text_qp=_qp(text), **common) == build_message(
+    assert build_message(text=text, html=html, text_qp=qp(text), **common) == build_message(
         text=text, html=html, **common
     )
 
@@ -185,7 +171,7 @@ def test_date_header_keeps_each_offset_of_the_same_instant() -> None:
     from datetime import timedelta, timezone
     from email.utils import format_datetime
 
-    from digest.render import _date_header
+    from digest.render.mime import _date_header
 
     paris = NOW.astimezone(timezone(timedelta(hours=1)))
 
@@ -347,7 +333,7 @@ def test_digest_messages_are_byte_for_byte_the_straightforward_build(services) -
             },
         )
 
-        assert digest.text_qp is None or digest.text_qp == _qp(digest.text)
+        assert digest.text_qp is None or digest.text_qp == qp(digest.text)
         assert (digest.text_qp is None) == ("\r" in digest.text)
         paths.add("\r" in digest.text)
         assert fast == plain

@@ -325,7 +325,7 @@ def test_a5_hung_fetch_ends_at_its_deadline_and_the_next_run_happens(
             "scheduler": SchedulerSettings(fetch_deadline_s=1.0),
         }
     )
-    hung = bootstrap.Services(settings, services.engine, services.templates, services.tokens)
+    hung = bootstrap.build(settings, engine=services.engine)
     triggers = {
         "fetch": IntervalTrigger(seconds=2, timezone=UTC),
         "trending": IntervalTrigger(hours=24, timezone=UTC),

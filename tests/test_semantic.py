@@ -40,7 +40,7 @@ from digest.ranking.semantic import (
     to_bytes,
 )
 from digest.settings import SEMANTIC_MODULES, SettingsError, load_settings
-from digest.store.papers import SessionEmbeddings, paper_embeddings, text_embeddings
+from digest.store.embeddings import SessionEmbeddings, paper_embeddings, text_embeddings
 
 SAMPLE = Path(__file__).parent / "fixtures" / "papers-sample-small.jsonl"
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -442,7 +442,7 @@ def test_an_edition_sent_with_the_blend_stores_vectors_once(settings, smtp_sink)
     try:
         upgrade(services.engine)
         fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
-        ingest_file(services.engine, fixture, kind="hf-daily", source="hf", now=now)
+        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
         with Session(services.engine) as session:
             for i, interests in enumerate(["video generation", "robot learning", ""]):
                 subscriber_store.add_subscriber(

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from digest.db import make_engine, upgrade
+from digest import bootstrap
+from digest.db import upgrade
 from digest.models import Paper
 from digest.render import paper_view
+from digest.settings import Settings
 from digest.texts import math_text, unicode_text
 from digest.usecases.ingest import ingest_file
 
@@ -51,11 +53,15 @@ def test_math_without_a_plain_form_stays_whole_tex(source: str) -> None:
 
 
 def test_the_recorded_quant_ph_feed_reads_as_unicode(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'tex.db'}")
+    services = bootstrap.build(
+        Settings(mode="dev", database_url=f"sqlite:///{tmp_path / 'tex.db'}")
+    )
+    engine = services.engine
     upgrade(engine)
-    ingest_file(engine, QUANT_PH, kind="arxiv-rss", source="arxiv", now=datetime.now(UTC))
+    ingest_file(services, QUANT_PH, kind="arxiv-rss", source="arxiv", now=datetime.now(UTC))
     with Session(engine) as session:
         papers = session.exec(select(Paper)).all()
+    services.close()
     with_tex = [p for p in papers if any(TEX_ACCENT.search(t) for t in [p.title, *p.authors])]
     # Stored as the source wrote it: the feed's TeX is kept.
     assert len(with_tex) >= 20

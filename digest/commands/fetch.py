@@ -133,7 +133,7 @@ def fetch(
     if file is not None:
         assert fmt is not None
         name = file_source_name(services.settings, fmt, source)
-        reports = [ingest_file(services.engine, file, kind=fmt, source=name, since=start)]
+        reports = [ingest_file(services, file, kind=fmt, source=name, since=start)]
     else:
         names = [s.name for s in services.settings.sources if s.enabled]
         with Progress(
@@ -157,14 +157,7 @@ def fetch(
                     bar.update(task, description=f"{report.source}: fetching")
 
             reports = asyncio.run(
-                fetch_sources(
-                    services.settings,
-                    services.engine,
-                    source=source,
-                    since=start,
-                    http=services.http,
-                    progress=progress,
-                )
+                fetch_sources(services, source=source, since=start, progress=progress)
             )
     if source is None:
         _retry_seeds(services)
@@ -181,7 +174,7 @@ def _retry_seeds(services: Any) -> None:
     from digest.usecases.seeds import retry_missing
 
     try:
-        lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))
+        lookup = asyncio.run(retry_missing(services))
     except Exception as exc:  # never costs the fetch its report
         message = f"seed papers not looked up again ({type(exc).__name__})"
     else:
@@ -279,11 +272,12 @@ def papers_show(
         digest papers show 2606.12730
     """
     from digest.db import session_scope
+    from digest.sources.ids import paper_key
     from digest.store.papers import get_paper
 
     services = _services(ctx)
     with session_scope(services.engine) as session:
-        paper = get_paper(session, paper_id)
+        paper = get_paper(session, paper_key(paper_id))
         row = paper_dict(paper) if paper else None
     if row is None:
         _fail(f"no stored paper {paper_id!r}")

@@ -21,7 +21,7 @@ context, profiles and scoring run unchanged:
 Vectors are never computed per subscriber: papers are embedded once per text (stored by paper
 key, with the text's hash to notice edits), interest texts once per distinct text (stored by
 hash). `Embeddings` does that bookkeeping over an `EmbeddingStore` (the database, see
-digest.store.papers.SessionEmbeddings, or `MemoryEmbeddings`); the ranking stays free of I/O.
+digest.store.embeddings.SessionEmbeddings, or `MemoryEmbeddings`); the ranking stays free of I/O.
 """
 
 from __future__ import annotations

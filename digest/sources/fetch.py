@@ -105,6 +105,23 @@ class HostLimiter:
             yield
 
 
+def make_client(settings: FetchSettings) -> httpx.AsyncClient:
+    """The HTTP client of one run: the service's timeouts and user agent, redirects by hand."""
+    timeout = httpx.Timeout(
+        connect=settings.connect_timeout_s,
+        read=settings.read_timeout_s,
+        write=settings.read_timeout_s,
+        pool=settings.connect_timeout_s,
+    )
+    return httpx.AsyncClient(
+        timeout=timeout,
+        headers={"User-Agent": f"{settings.user_agent} (+mailto:{settings.contact})"},
+        follow_redirects=False,
+        # trust_env off: a proxy from the environment would defeat the host allow-list.
+        trust_env=False,
+    )
+
+
 class Fetcher:
     """One HTTP client per run with the safety rules of RELIABILITY.md §4 applied to every GET."""
 
@@ -113,29 +130,17 @@ class Fetcher:
         settings: FetchSettings,
         *,
         allowed_hosts: Iterable[str],
-        client: httpx.AsyncClient | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
         self.allowed_hosts = {h.lower() for h in allowed_hosts if h}
-        self._own_client = client is None
-        self._timeout = httpx.Timeout(
-            connect=settings.connect_timeout_s,
-            read=settings.read_timeout_s,
-            write=settings.read_timeout_s,
-            pool=settings.connect_timeout_s,
-        )
-        # trust_env off: a proxy from the environment would defeat the host allow-list.
-        self.client = client or httpx.AsyncClient(
-            timeout=self._timeout, follow_redirects=False, trust_env=False
-        )
+        self.client = make_client(settings)
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
         self.limiter = HostLimiter(settings.min_interval_per_host_s, sleep=sleep, clock=clock)
-        self.user_agent = f"{settings.user_agent} (+mailto:{settings.contact})"
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -144,9 +149,8 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this Fetcher created it."""
-        if self._own_client:
-            await self.client.aclose()
+        """Close the run's HTTP client."""
+        await self.client.aclose()
 
     def check_url(self, url: str) -> httpx.URL:
         """The parsed URL if it is http/https on an allowed host; FetchError (SSRF guard) if not."""
@@ -173,7 +177,7 @@ class Fetcher:
         started = self._clock()
         wall = time.perf_counter()
         result = FetchResult(url=url)
-        headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
+        headers = {"Accept": "*/*"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -230,7 +234,7 @@ class Fetcher:
             async with self.limiter.slot(host, min_interval):
                 result.requests += 1
                 async with self.client.stream(
-                    "GET", parsed, headers=headers, timeout=self._timeout, follow_redirects=False
+                    "GET", parsed, headers=headers, follow_redirects=False
                 ) as response:
                     result.status = response.status_code
                     result.final_url = str(response.url)
@@ -266,3 +270,34 @@ class Fetcher:
                 raise FetchError(f"body exceeds the {cap}-byte cap (cut)")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class Fetchers:
+    """What the service holds to fetch: opens one Fetcher per run.
+
+    Not a client: each run (a CLI command, a scheduler job) has its own event loop, and an httpx
+    client's pool and the per-host locks belong to the loop that first used them. Tests build
+    it with a clock and a sleep of their own, so waits are checked without being spent.
+    """
+
+    settings: FetchSettings
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = time.monotonic
+
+    def open(self, allowed_hosts: Iterable[str]) -> Fetcher:
+        """A Fetcher that may contact `allowed_hosts` only; close it (async with) after the run."""
+        return Fetcher(
+            self.settings, allowed_hosts=allowed_hosts, sleep=self.sleep, clock=self.clock
+        )
+
+
+def with_params(url: str, **params: str | int) -> str:
+    """`url` with these query parameters set (merged with those it carries)."""
+    return str(httpx.URL(url).copy_merge_params({k: str(v) for k, v in params.items()}))
+
+
+def http_failure(result: FetchResult) -> str:
+    """The one-line reason of a response with a 4xx or 5xx status."""
+    reason = httpx.codes.get_reason_phrase(result.status or 0)
+    return f"HTTP {result.status} {reason}".strip() + f" from {result.final_url or result.url}"

@@ -72,6 +72,12 @@ def normalize_arxiv_id(text: str | None) -> str | None:
     return parts[0] if parts else None
 
 
+def paper_key(text: str) -> str:
+    """The stored key a person means by `text`: a version-less arXiv id when it names one (any
+    version or link form), else the text itself, trimmed."""
+    return normalize_arxiv_id(text) or text.strip()
+
+
 def arxiv_id_from_url(url: str | None) -> tuple[str, int | None] | None:
     """Base id and version from an arXiv abs/pdf/html link or a mirror page link, else None."""
     if not url:

@@ -31,6 +31,7 @@ from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store import windows as window_store
+from digest.store.embeddings import SessionEmbeddings
 
 
 @dataclass
@@ -131,7 +132,7 @@ def edition_context(
                 dims=semantic.lsa_dims(settings.ranking.text_backend),
             ),
             candidates + pool,
-            paper_store.SessionEmbeddings(session, now),
+            SessionEmbeddings(session, now),
             backend=settings.ranking.text_backend,
             weight=settings.ranking.semantic_weight,
             threads=settings.ranking.embed_threads,

@@ -26,6 +26,7 @@ import threading
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -294,7 +295,7 @@ class Worker:
                 return []
         fetch = self.fetch or fetch_sources
         reports = self.run_async(
-            fetch(settings, self.services.engine, http=self.services.http),
+            fetch(replace(self.services, settings=settings)),
             deadline_s=settings.scheduler.fetch_deadline_s,
         )
         if kinds is None and self.fetch is None:
@@ -303,7 +304,7 @@ class Worker:
             # Seeds an earlier lookup could not fetch: tried again with the day's fetch.
             try:
                 self.run_async(
-                    retry_missing(settings, self.services.engine, http=self.services.http),
+                    retry_missing(replace(self.services, settings=settings)),
                     deadline_s=settings.scheduler.fetch_deadline_s,
                 )
             except Exception:  # never costs the day's fetch; the seeds wait for the next one

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -23,6 +24,9 @@ from digest.sources.xmlfeed import one_line
 from digest.store.papers import papers_by_keys
 from digest.store.subscribers import active_seeds
 from digest.usecases.ingest import allowed_hosts, lookup_arxiv_ids
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +65,16 @@ def not_stored(engine: Engine, ids: Iterable[str]) -> tuple[list[str], list[str]
     return [k for k in wanted if k in held], [k for k in wanted if k not in held]
 
 
-async def fetch_missing(
-    settings: Settings, engine: Engine, ids: Sequence[str], **fetch_options
-) -> SeedLookup:
+async def fetch_missing(services: Services, ids: Sequence[str]) -> SeedLookup:
     """Look up and store the seeds of `ids` that the store does not hold; never raises on a
     network or API failure (the reason is in `SeedLookup.error`)."""
-    stored, missing = not_stored(engine, ids)
+    stored, missing = not_stored(services.engine, ids)
     lookup = SeedLookup(stored=stored)
     if not missing:
         return lookup
     try:
         result = await lookup_arxiv_ids(
-            missing,
-            settings=settings,
-            engine=engine,
-            api_url=settings.fetch.arxiv_api_url,
-            **fetch_options,
+            services, missing, api_url=services.settings.fetch.arxiv_api_url
         )
     except Exception as exc:  # the store or the network: reported, never raised
         result = None
@@ -104,25 +102,25 @@ def _fetches_from_arxiv(settings: Settings) -> bool:
     return bool(api) and (api in hosts or any(h.endswith("." + site) for h in hosts))
 
 
-async def retry_missing(settings: Settings, engine: Engine, **fetch_options) -> SeedLookup:
+async def retry_missing(services: Services) -> SeedLookup:
     """The next fetch's second try: active subscribers' seeds still not stored are looked up
     again, only when this deployment fetches from arXiv already (so a test or a setup without
     arXiv sources never reaches out to it)."""
-    if not _fetches_from_arxiv(settings):
+    if not _fetches_from_arxiv(services.settings):
         return SeedLookup()
-    with Session(engine) as session:
+    with Session(services.engine) as session:
         seeds = {s for row in session.exec(active_seeds()) for s in row or ()}
-    return await fetch_missing(settings, engine, sorted(seeds)[:RETRY_LIMIT], **fetch_options)
+    return await fetch_missing(services, sorted(seeds)[:RETRY_LIMIT])
 
 
-def fetch_missing_now(settings: Settings, engine: Engine, ids: Sequence[str]) -> SeedLookup:
+def fetch_missing_now(services: Services, ids: Sequence[str]) -> SeedLookup:
     """`fetch_missing` from synchronous code (the CLI, the web's background jobs), one lookup
     at a time and spaced by the fetch interval."""
     with _POLITE:
-        wait = _last_lookup[0] + settings.fetch.min_interval_per_host_s - time.monotonic()
+        wait = _last_lookup[0] + services.settings.fetch.min_interval_per_host_s - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         try:
-            return asyncio.run(fetch_missing(settings, engine, ids))
+            return asyncio.run(fetch_missing(services, ids))
         finally:
             _last_lookup[0] = time.monotonic()

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from digest.models import Edition, Subscriber, utcnow
+from digest.sources.ids import paper_key
 from digest.store import archive as archive_store
 from digest.store import papers as paper_store
 from digest.texts import unicode_text
@@ -33,7 +34,7 @@ DIGEST_CSP = (
 
 def _paper_title(request: Request, key: str) -> tuple[str, str | None]:
     with Session(state(request).services.engine) as session:
-        paper = paper_store.get_paper(session, key)
+        paper = paper_store.get_paper(session, paper_key(key))
     if paper is None:
         return key, None
     return unicode_text(paper.title), paper.url

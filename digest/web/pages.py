@@ -115,9 +115,7 @@ async def subscribe(request: Request) -> HTMLResponse:
     )
     seeds = list(subscription.preferences.seed_papers)
     if seeds:  # the form's example 1706.03762 too: fetched, stored, used from the first digest
-        response.background.add_task(
-            web.jobs.submit, fetch_missing_now, services.settings, services.engine, seeds
-        )
+        response.background.add_task(web.jobs.submit, fetch_missing_now, services, seeds)
     return response
 
 

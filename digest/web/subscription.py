@@ -139,8 +139,7 @@ async def manage_save(request: Request, token: str) -> HTMLResponse:
         response.background = BackgroundTask(
             state(request).jobs.submit,
             fetch_missing_now,
-            services.settings,
-            services.engine,
+            services,
             list(prefs.seed_papers),
         )
     return response
