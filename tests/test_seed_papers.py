@@ -138,6 +138,7 @@ def test_subscribers_add_fetches_the_seed_papers_it_does_not_find(tmp_path, smtp
 
 def test_the_next_fetch_retries_seeds_still_missing_only_from_a_fetched_host(settings, arxiv):
     import asyncio
+    from dataclasses import replace
 
     from digest.usecases.seeds import retry_missing
     from tests.web_support import build_services
@@ -153,12 +154,14 @@ def test_the_next_fetch_retries_seeds_still_missing_only_from_a_fetched_host(set
             session.commit()
         arxiv.route("/api/query", Response(body=ATTENTION))
 
-        offline = asyncio.run(retry_missing(services.settings, services.engine))
+        offline = asyncio.run(retry_missing(services))
         assert offline.fetched == [] and arxiv.hits("/api/query") == []  # not a fetched host
 
         allowed = fetch.model_copy(update={"allowed_hosts": ("127.0.0.1",)})
         online = services.settings.model_copy(update={"fetch": allowed})
-        assert asyncio.run(retry_missing(online, services.engine)).fetched == ["1706.03762"]
+        assert asyncio.run(retry_missing(replace(services, settings=online))).fetched == [
+            "1706.03762"
+        ]
         assert _paper(services.engine, "1706.03762") is not None
     finally:
         services.close()

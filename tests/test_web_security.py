@@ -189,7 +189,8 @@ def test_w2_bombing_one_address_from_200_ips_sends_one_mail(make_web, smtp_sink)
 
 
 def test_w2_at_most_3_confirmations_in_any_24_hours(services) -> None:
-    from digest.usecases.subscriptions import Preferences, RequestMeta, SubscribeRequest
+    from digest.usecases.preferences import Preferences
+    from digest.usecases.subscriptions import RequestMeta, SubscribeRequest
     from digest.usecases.subscriptions import request_subscription as request
 
     start = utcnow()

@@ -181,7 +181,7 @@ def _retry_seeds(services: Any) -> None:
     from digest.usecases.seeds import retry_missing
 
     try:
-        lookup = asyncio.run(retry_missing(services.settings, services.engine, http=services.http))
+        lookup = asyncio.run(retry_missing(services, http=services.http))
     except Exception as exc:  # never costs the fetch its report
         message = f"seed papers not looked up again ({type(exc).__name__})"
     else:

@@ -180,7 +180,7 @@ def _fetch_seeds(services: Any, seeds: list[str]) -> None:
         return
     from digest.usecases.seeds import fetch_missing_now
 
-    _report_seeds(fetch_missing_now(services.settings, services.engine, seeds))
+    _report_seeds(fetch_missing_now(services, seeds))
 
 
 def _report_seeds(lookup: Any) -> None:

@@ -303,7 +303,7 @@ class Worker:
             # Seeds an earlier lookup could not fetch: tried again with the day's fetch.
             try:
                 self.run_async(
-                    retry_missing(settings, self.services.engine, http=self.services.http),
+                    retry_missing(self.services, http=self.services.http),
                     deadline_s=settings.scheduler.fetch_deadline_s,
                 )
             except Exception:  # never costs the day's fetch; the seeds wait for the next one

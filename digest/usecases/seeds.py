@@ -12,17 +12,18 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from digest.settings import Settings
 from digest.sources.fetch import host_of
 from digest.sources.ids import normalize_arxiv_id
 from digest.sources.xmlfeed import one_line
 from digest.store.papers import papers_by_keys
-from digest.store.subscribers import active_seeds
+from digest.store.subscribers import seeds_of_active
 from digest.usecases.ingest import allowed_hosts, lookup_arxiv_ids
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,19 @@ class SeedLookup:
         )
 
 
-def not_stored(engine: Engine, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+def not_stored(services: Services, ids: Iterable[str]) -> tuple[list[str], list[str]]:
     """(stored, not stored) among the arXiv ids named by `ids`, version-less, each once."""
     wanted = list(dict.fromkeys(k for k in (normalize_arxiv_id(i) for i in ids) if k))
-    with Session(engine) as session:
-        held = papers_by_keys(session, wanted)
+    with services.reading() as tx:
+        held = papers_by_keys(tx, wanted)
     return [k for k in wanted if k in held], [k for k in wanted if k not in held]
 
 
-async def fetch_missing(
-    settings: Settings, engine: Engine, ids: Sequence[str], **fetch_options
-) -> SeedLookup:
+async def fetch_missing(services: Services, ids: Sequence[str], **fetch_options) -> SeedLookup:
     """Look up and store the seeds of `ids` that the store does not hold; never raises on a
     network or API failure (the reason is in `SeedLookup.error`)."""
-    stored, missing = not_stored(engine, ids)
+    settings = services.settings
+    stored, missing = not_stored(services, ids)
     lookup = SeedLookup(stored=stored)
     if not missing:
         return lookup
@@ -74,7 +74,8 @@ async def fetch_missing(
         result = await lookup_arxiv_ids(
             missing,
             settings=settings,
-            engine=engine,
+            # The lookup stores what it finds itself (ingest's own transactions).
+            engine=services.engine,
             api_url=settings.fetch.arxiv_api_url,
             **fetch_options,
         )
@@ -104,25 +105,25 @@ def _fetches_from_arxiv(settings: Settings) -> bool:
     return bool(api) and (api in hosts or any(h.endswith("." + site) for h in hosts))
 
 
-async def retry_missing(settings: Settings, engine: Engine, **fetch_options) -> SeedLookup:
+async def retry_missing(services: Services, **fetch_options) -> SeedLookup:
     """The next fetch's second try: active subscribers' seeds still not stored are looked up
     again, only when this deployment fetches from arXiv already (so a test or a setup without
     arXiv sources never reaches out to it)."""
-    if not _fetches_from_arxiv(settings):
+    if not _fetches_from_arxiv(services.settings):
         return SeedLookup()
-    with Session(engine) as session:
-        seeds = {s for row in session.exec(active_seeds()) for s in row or ()}
-    return await fetch_missing(settings, engine, sorted(seeds)[:RETRY_LIMIT], **fetch_options)
+    with services.reading() as tx:
+        seeds = seeds_of_active(tx)
+    return await fetch_missing(services, sorted(seeds)[:RETRY_LIMIT], **fetch_options)
 
 
-def fetch_missing_now(settings: Settings, engine: Engine, ids: Sequence[str]) -> SeedLookup:
+def fetch_missing_now(services: Services, ids: Sequence[str]) -> SeedLookup:
     """`fetch_missing` from synchronous code (the CLI, the web's background jobs), one lookup
     at a time and spaced by the fetch interval."""
     with _POLITE:
-        wait = _last_lookup[0] + settings.fetch.min_interval_per_host_s - time.monotonic()
+        wait = _last_lookup[0] + services.settings.fetch.min_interval_per_host_s - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         try:
-            return asyncio.run(fetch_missing(settings, engine, ids))
+            return asyncio.run(fetch_missing(services, ids))
         finally:
             _last_lookup[0] = time.monotonic()

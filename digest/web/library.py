@@ -53,8 +53,7 @@ async def manage_import(request: Request, token: str) -> HTMLResponse:
         response.background = BackgroundTask(
             state(request).jobs.submit,
             fetch_missing_now,
-            services.settings,
-            services.engine,
+            services,
             library.seeds,
         )
     return response
