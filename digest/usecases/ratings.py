@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from digest.models import Subscriber
 from digest.store import archive as archive_store
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
@@ -62,9 +63,32 @@ def more_like_this(services: Services, subscriber_id: int, paper_key: str) -> bo
         subscriber = subscriber_store.get(tx, subscriber_id)
         if subscriber is None:
             return False
-        if paper_key not in subscriber.seed_papers:
-            seeds = [*subscriber.seed_papers, paper_key]
-            subscriber.seed_papers = seeds[-MORE_LIKE_THIS_SEEDS:]
+        _add_seed(subscriber, paper_key)
+        return True
+
+
+def _add_seed(subscriber: Subscriber, paper_key: str) -> None:
+    if paper_key not in subscriber.seed_papers:
+        seeds = [*subscriber.seed_papers, paper_key]
+        subscriber.seed_papers = seeds[-MORE_LIKE_THIS_SEEDS:]
+
+
+def rate_more(
+    services: Services, subscriber_id: int, paper_key: str, *, edition_id: int | None = None
+) -> bool:
+    """👍 and "more like this" at once, in one transaction. False if the subscriber is gone."""
+    with services.transaction() as tx:
+        subscriber = subscriber_store.get(tx, subscriber_id)
+        if subscriber is None:
+            return False
+        subscriber_store.record_feedback(
+            tx,
+            subscriber_id=subscriber_id,
+            paper_key=paper_key,
+            value=1,
+            edition_id=edition_id or None,
+        )
+        _add_seed(subscriber, paper_key)
         return True
 
 

@@ -90,8 +90,7 @@ async def rate_more(
     request: Request, token: str, position: str | None = None, vote: str | None = None
 ) -> HTMLResponse:
     web, (sid, key, _, edition) = await _feedback_post(request, token, position, vote)
-    ratings.rate(web.services, sid, key, 1, edition_id=edition)
-    if not ratings.more_like_this(web.services, sid, key):
+    if not ratings.rate_more(web.services, sid, key, edition_id=edition):
         raise PageError(404, "gone")
     return _rating_page(request, token, position, vote, template="rated.html", notice="more")
 

@@ -87,8 +87,6 @@ async def rate_undo(request: Request, token: str, slot: str) -> HTMLResponse:
 @router.post("/r/{token}/{slot}/more", response_class=HTMLResponse)
 async def rate_more(request: Request, token: str, slot: str) -> HTMLResponse:
     sid, key, _, edition = await _post(request, token, slot)
-    services = state(request).services
-    ratings.rate(services, sid, key, 1, edition_id=edition)
-    if not ratings.more_like_this(services, sid, key):
+    if not ratings.rate_more(state(request).services, sid, key, edition_id=edition):
         raise PageError(404, "gone")
     return _page(request, token, slot, key, 1, "rated.html", notice="more")
