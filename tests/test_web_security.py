@@ -404,6 +404,21 @@ def test_w6_parsed_form_never_carries_a_line_break(local, interests, inject, whe
     assert not (set(parsed.preferences.interests) & LINE_BREAKS)
 
 
+def test_an_address_is_validated_by_the_one_normaliser_and_a_non_ascii_one_is_told_why(
+    make_web, smtp_sink
+) -> None:
+    web = make_web(ip_limit=100)
+    parsed = parse_subscribe_form({"email": "  Ada@Example.COM "})
+    refused = web.subscribe("zoë@example.com")
+    invalid = web.subscribe("ada@localhost")
+    web.drain()
+
+    assert parsed.email == "ada@example.com"
+    assert refused.status_code == 400 and "plain ASCII" in refused.text
+    assert invalid.status_code == 400 and "does not look like a valid email" in invalid.text
+    assert smtp_sink.messages == []
+
+
 def test_w6_no_injected_header_reaches_the_sink(make_web, smtp_sink) -> None:
     web = make_web(ip_limit=100_000)
     token = web.csrf()
