@@ -158,7 +158,7 @@ def test_same_event_three_times_is_one_row_and_state_is_monotonic(db_services) -
 
 
 def test_a_complaint_upgrades_an_unsubscribe_so_resubscribing_cannot_lift_it(services) -> None:
-    from digest.usecases.subscriptions import unsubscribe
+    from digest.usecases.leaving import unsubscribe
 
     _subscribe_everyone(services)
     with Session(services.engine) as session:

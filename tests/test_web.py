@@ -148,9 +148,9 @@ def test_manage_page_edits_preferences_pause_resume_and_undo_rating(web, service
     web.post_form(f"{path}/resume")
     assert _subscriber(services, "reader@example.com").status == "active"
 
-    from digest.usecases import subscriptions
+    from digest.usecases import ratings
 
-    subscriptions.rate(services, sid, "2611.00001", 1)
+    ratings.rate(services, sid, "2611.00001", 1)
     page = web.client.get(path)
     assert "Diffusion transformers for video generation" in page.text
     web.post_form(f"{path}/ratings", paper="2611.00001")

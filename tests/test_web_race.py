@@ -11,9 +11,9 @@ from sqlmodel import Session, select
 
 from digest.models import Consent, Subscriber, utcnow
 from digest.settings import Settings, SmtpSettings
-from digest.store.web import counter_hit, purge_expired, sliding_hit
+from digest.usecases.limits import count, hit, purge_expired
+from digest.usecases.preferences import Preferences
 from digest.usecases.subscriptions import (
-    Preferences,
     RequestMeta,
     SubscribeRequest,
     request_subscription,
@@ -62,27 +62,27 @@ def race(fn: Callable[[int], object]) -> list[object]:
 def test_sliding_limit_grants_one_slot_to_20_concurrent_requests(race_services) -> None:
     now = utcnow()
     limits = [(1, 900.0), (3, 86_400.0)]
-    verdicts = race(lambda i: sliding_hit(race_services.engine, "addr:x", limits, now=now))
+    verdicts = race(lambda i: hit(race_services, "addr:x", limits, now=now))
 
     assert sum(v.allowed for v in verdicts) == 1
     assert all(v.retry_after_s > 0 for v in verdicts if not v.allowed)
     later = now + timedelta(minutes=16)
-    verdicts = race(lambda i: sliding_hit(race_services.engine, "addr:x", limits, now=later))
+    verdicts = race(lambda i: hit(race_services, "addr:x", limits, now=later))
     assert sum(v.allowed for v in verdicts) == 1
 
 
 def test_counter_grants_exactly_the_budget_under_a_race(race_services) -> None:
     expires = utcnow() + timedelta(hours=2)
-    granted = race(lambda i: counter_hit(race_services.engine, "global:h", 5, expires_at=expires))
+    granted = race(lambda i: count(race_services, "global:h", 5, expires_at=expires))
 
     assert sum(granted) == 5
-    assert purge_expired(race_services.engine, now=utcnow() + timedelta(hours=3)) == 1
+    assert purge_expired(race_services, now=utcnow() + timedelta(hours=3)) == 1
 
 
 def test_counter_first_insert_race_refuses_nobody_under_budget(race_services) -> None:
     # The racers that lose the INSERT must retry, not mistake the new row for a full budget.
     expires = utcnow() + timedelta(hours=2)
-    granted = race(lambda i: counter_hit(race_services.engine, "global:h", 500, expires_at=expires))
+    granted = race(lambda i: count(race_services, "global:h", 500, expires_at=expires))
 
     assert sum(granted) == RACERS
 

@@ -189,7 +189,8 @@ def test_w2_bombing_one_address_from_200_ips_sends_one_mail(make_web, smtp_sink)
 
 
 def test_w2_at_most_3_confirmations_in_any_24_hours(services) -> None:
-    from digest.usecases.subscriptions import Preferences, RequestMeta, SubscribeRequest
+    from digest.usecases.preferences import Preferences
+    from digest.usecases.subscriptions import RequestMeta, SubscribeRequest
     from digest.usecases.subscriptions import request_subscription as request
 
     start = utcnow()
@@ -401,6 +402,21 @@ def test_w6_parsed_form_never_carries_a_line_break(local, interests, inject, whe
         return
     assert not (set(parsed.email) & LINE_BREAKS)
     assert not (set(parsed.preferences.interests) & LINE_BREAKS)
+
+
+def test_an_address_is_validated_by_the_one_normaliser_and_a_non_ascii_one_is_told_why(
+    make_web, smtp_sink
+) -> None:
+    web = make_web(ip_limit=100)
+    parsed = parse_subscribe_form({"email": "  Ada@Example.COM "})
+    refused = web.subscribe("zoë@example.com")
+    invalid = web.subscribe("ada@localhost")
+    web.drain()
+
+    assert parsed.email == "ada@example.com"
+    assert refused.status_code == 400 and "plain ASCII" in refused.text
+    assert invalid.status_code == 400 and "does not look like a valid email" in invalid.text
+    assert smtp_sink.messages == []
 
 
 def test_w6_no_injected_header_reaches_the_sink(make_web, smtp_sink) -> None:

@@ -65,15 +65,15 @@ def subscribers_show(
     """
     from sqlmodel import Session
 
+    from digest.store import personal_data
     from digest.store import subscribers as subscriber_store
-    from digest.store import web as web_store
 
     with Session(_services(ctx).engine) as session:
         subscriber = subscriber_store.get_by_email(session, email.strip())
         if subscriber is None:
             reason = suppressions.reason(session, email)
             _fail(f"no subscriber {email!r}" + (f" (suppressed: {reason})" if reason else ""))
-        data = web_store.export_subscriber(session, subscriber)
+        data = personal_data.export_subscriber(session, subscriber)
         data["suppression"] = suppressions.reason(session, subscriber.email)
     if as_json:
         _print_json(data)
@@ -105,7 +105,7 @@ def subscribers_remove(
     from sqlmodel import Session
 
     from digest.store import subscribers as subscriber_store
-    from digest.usecases.subscriptions import erase
+    from digest.usecases.personal_data import erase
 
     services = _services(ctx)
     with Session(services.engine) as session:

@@ -44,3 +44,7 @@ def delivered(
         .limit(limit)
     )
     return [(d, e) for d, e in rows if shown_keys(d)]
+
+
+def edition(session: Session, edition_id: int) -> Edition | None:
+    return session.get(Edition, edition_id)

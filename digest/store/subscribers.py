@@ -1,10 +1,12 @@
-"""Queries on subscribers, feedback and suppressions. Functions take a Session; callers commit."""
+"""Queries on subscribers and their ratings. Functions take the unit of work's `tx`; the use
+case's transaction commits."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.models import Feedback, Subscriber, utcnow
@@ -13,6 +15,22 @@ from digest.store import suppressions
 
 class SubscriberError(Exception):
     """A subscriber operation was refused (unknown address, already present, suppressed)."""
+
+
+def get(tx: Session, subscriber_id: int) -> Subscriber | None:
+    return tx.get(Subscriber, subscriber_id)
+
+
+def save(tx: Session, subscriber: Subscriber) -> bool:
+    """Write a new or changed subscriber now; False (and the transaction rolled back) when a
+    concurrent transaction inserted the same address first."""
+    tx.add(subscriber)
+    try:
+        tx.flush()
+    except IntegrityError:
+        tx.rollback()
+        return False
+    return True
 
 
 def get_by_email(session: Session, email: str) -> Subscriber | None:
@@ -113,6 +131,17 @@ def record_feedback(
     return existing
 
 
+def ratings_of(tx: Session, subscriber_id: int) -> list[Feedback]:
+    """The subscriber's standing ratings (an undone one is 0 and left out), newest first."""
+    return list(
+        tx.exec(
+            select(Feedback)
+            .where(Feedback.subscriber_id == subscriber_id, Feedback.value != 0)
+            .order_by(col(Feedback.created_at).desc())
+        ).all()
+    )
+
+
 def like_counts(session: Session, paper_keys: Sequence[str]) -> dict[str, int]:
     """How many of our subscribers rated each paper up."""
     if not paper_keys:
@@ -128,9 +157,10 @@ def like_counts(session: Session, paper_keys: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def active_seeds():
-    """The query of active subscribers' seed lists."""
-    return select(Subscriber.seed_papers).where(Subscriber.status == "active")
+def seeds_of_active(tx: Session) -> set[str]:
+    """Every seed paper of an active subscriber."""
+    rows = tx.exec(select(Subscriber.seed_papers).where(Subscriber.status == "active"))
+    return {seed for row in rows for seed in row or ()}
 
 
 def referenced_paper_keys(session: Session) -> set[str]:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
-from digest.models import Consent, Subscriber
-from digest.store import suppressions
+from digest.models import Subscriber
+from digest.store import consents, suppressions
+from digest.store.uow import Tx
 from digest.usecases.subscriptions import consent_text_hash, keyed_hash
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 
 def activate_with_consent(
-    session: Session,
+    tx: Tx,
     services: Services,
     subscriber: Subscriber,
     *,
@@ -31,20 +33,18 @@ def activate_with_consent(
     now: datetime,
 ) -> None:
     """Record the consent, make the subscriber active and lift the `lift` suppressions; the
-    caller commits."""
-    session.add(
-        Consent(
-            subscriber_id=subscriber.id,
-            nonce=secrets.token_urlsafe(24),
-            form_version=form_version,
-            text_hash=consent_text_hash(services),
-            ip_hash=keyed_hash(services, "ip", origin),
-            ua_hash=keyed_hash(services, "ua", origin),
-            requested_at=now,
-            confirmed_at=now,
-        )
+    caller's transaction commits."""
+    consents.record(
+        tx,
+        subscriber_id=subscriber.id,
+        nonce=secrets.token_urlsafe(24),
+        form_version=form_version,
+        text_hash=consent_text_hash(services),
+        ip_hash=keyed_hash(services, "ip", origin),
+        ua_hash=keyed_hash(services, "ua", origin),
+        requested_at=now,
+        confirmed_at=now,
     )
     subscriber.status = "active"
     subscriber.unsubscribed_at = None
-    suppressions.lift(session, subscriber.email, tuple(lift))
-    session.add(subscriber)
+    suppressions.lift(tx, subscriber.email, tuple(lift))

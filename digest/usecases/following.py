@@ -6,12 +6,13 @@ A name already followed in another form ("Hajdu\\v{s}ek" for "Hajdušek") is not
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
-from digest.models import Subscriber
 from digest.ranking.authors import author_key
+from digest.store import subscribers as subscriber_store
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 MAX_AUTHORS = 50
 MAX_AUTHOR_CHARS = 100
@@ -30,8 +31,8 @@ def clean_names(names: Sequence[str]) -> list[str]:
 def follow(services: Services, subscriber_id: int, names: Sequence[str]) -> list[str]:
     """Add these authors to the subscriber's followed ones; returns the names newly followed
     (at most MAX_AUTHORS are kept in all)."""
-    with Session(services.engine) as session:
-        subscriber = session.get(Subscriber, subscriber_id)
+    with services.transaction() as tx:
+        subscriber = subscriber_store.get(tx, subscriber_id)
         if subscriber is None:
             return []
         known = {author_key(a) for a in subscriber.authors}
@@ -39,6 +40,4 @@ def follow(services: Services, subscriber_id: int, names: Sequence[str]) -> list
         added = [n for n in clean_names(names) if author_key(n) not in known][:room]
         if added:
             subscriber.authors = [*subscriber.authors, *added]
-            session.add(subscriber)
-            session.commit()
         return added

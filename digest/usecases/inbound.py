@@ -40,11 +40,18 @@ from digest.models import Delivery, Subscriber, utcnow
 from digest.render import build_message
 from digest.render import message_id as our_message_id
 from digest.store import suppressions
-from digest.store import web as web_store
 from digest.store.papers import papers_by_keys
 from digest.texts import unicode_text
 from digest.tokens import TokenError
-from digest.usecases import bounces, following, subscriptions
+from digest.usecases import (
+    bounces,
+    following,
+    leaving,
+    limits,
+    preferences,
+    ratings,
+    subscriptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,17 +238,17 @@ def _with_token(
     if subscriber_id is None:
         log.info("inbound.invalid_token token=%s…", token[:6])
         return InboundResult("rejected", "invalid token")
-    subscriber = subscriptions.get_subscriber(services, subscriber_id)
+    subscriber = preferences.get_subscriber(services, subscriber_id)
     if subscriber is None:
         return InboundResult("rejected", "unknown subscriber")
     done: list[str] = []
     if "unsubscribe" in commands.words:
         # Nothing else in the message matters once the person has asked to leave.
-        subscriptions.unsubscribe(services, subscriber_id, now=now)
+        leaving.unsubscribe(services, subscriber_id, now=now)
         ack = _done_mail(services, subscriber.email, now, ["unsubscribed"])
         return InboundResult("unsubscribed", f"subscriber={subscriber_id}", [ack])
     if commands.interests is not None:
-        subscriptions.update_preferences(
+        preferences.update_preferences(
             services, subscriber_id, _preferences(subscriber, commands.interests)
         )
         done.append("interests")
@@ -251,7 +258,7 @@ def _with_token(
         done.append("follow")
     for word in commands.words:
         if word in ("pause", "resume"):
-            subscriptions.set_paused(services, subscriber_id, word == "pause")
+            leaving.set_paused(services, subscriber_id, word == "pause")
             done.append(word)
     rated: list[str] = []
     if commands.ratings:
@@ -266,8 +273,8 @@ def _with_token(
     return InboundResult(",".join(done) or "nothing", f"subscriber={subscriber_id}", replies)
 
 
-def _preferences(subscriber: Subscriber, interests: str) -> subscriptions.Preferences:
-    return subscriptions.Preferences(
+def _preferences(subscriber: Subscriber, interests: str) -> preferences.Preferences:
+    return preferences.Preferences(
         interests=interests,
         categories=tuple(subscriber.categories),
         seed_papers=tuple(subscriber.seed_papers),
@@ -302,11 +309,11 @@ def _rate(
             continue  # a number the digest did not show
         key = keys[number - 1]
         if kind == "more":
-            subscriptions.more_like_this(services, subscriber_id, key)
-            subscriptions.rate(services, subscriber_id, key, 1, edition_id=edition_id)
+            ratings.more_like_this(services, subscriber_id, key)
+            ratings.rate(services, subscriber_id, key, 1, edition_id=edition_id)
         else:
             value = 1 if kind == "up" else -1
-            subscriptions.rate(services, subscriber_id, key, value, edition_id=edition_id)
+            ratings.rate(services, subscriber_id, key, value, edition_id=edition_id)
         rated += 1
         mark = {"up": "👍", "down": "👎", "more": "👍 more like this:"}[kind]
         lines.append(f"{mark} {number}. {titles.get(key, key)}")
@@ -339,7 +346,7 @@ def _without_token(
         return InboundResult("ignored", "no valid sender")
     if "subscribe" in commands.words:
         request = subscriptions.SubscribeRequest(
-            sender, subscriptions.Preferences(interests=commands.interests or "")
+            sender, preferences.Preferences(interests=commands.interests or "")
         )
         meta = subscriptions.RequestMeta(
             ip_hash=subscriptions.keyed_hash(services, "ip", f"smtp:{peer}"),
@@ -352,7 +359,7 @@ def _without_token(
         )
     # Everything else without a token gets the help text, rate-limited: the From is unproven.
     key = "inbound-help:" + suppressions.email_hash(sender)
-    verdict = web_store.sliding_hit(services.engine, key, [(1, HELP_INTERVAL_S)], now=now)
+    verdict = limits.hit(services, key, [(1, HELP_INTERVAL_S)], now=now)
     if not verdict.allowed:
         return InboundResult("help", "rate-limited")
     return InboundResult("help", "sent", [_help_mail(services, sender, now, "no-token")])

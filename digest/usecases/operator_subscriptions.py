@@ -11,13 +11,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
-from digest.models import Consent, Subscriber, utcnow
+from digest.models import Subscriber, utcnow
+from digest.store import consents, suppressions
 from digest.store import subscribers as subscriber_store
-from digest.store import suppressions
 from digest.usecases.consents import activate_with_consent
 from digest.usecases.subscriptions import (
     OutgoingMail,
@@ -25,6 +23,9 @@ from digest.usecases.subscriptions import (
     consent_text_hash,
     keyed_hash,
 )
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 # Recorded as the consent's form version, so an audit can tell CLI requests from web ones.
 OPERATOR_FORM = "operator-cli"
@@ -50,9 +51,9 @@ def add_pending(
     """
     now = now or utcnow()
     nonce = secrets.token_urlsafe(24)
-    with Session(services.engine) as session:
+    with services.transaction() as tx:
         subscriber = subscriber_store.add_subscriber(
-            session,
+            tx,
             email=new.email,
             interests=new.interests,
             categories=new.categories,
@@ -63,18 +64,16 @@ def add_pending(
             confirmed=False,
             now=now,
         )
-        session.add(
-            Consent(
-                subscriber_id=subscriber.id,
-                nonce=nonce,
-                form_version=OPERATOR_FORM,
-                text_hash=consent_text_hash(services),
-                ip_hash=keyed_hash(services, "ip", "cli"),
-                ua_hash=keyed_hash(services, "ua", "cli"),
-                requested_at=now,
-            )
+        consents.record(
+            tx,
+            subscriber_id=subscriber.id,
+            nonce=nonce,
+            form_version=OPERATOR_FORM,
+            text_hash=consent_text_hash(services),
+            ip_hash=keyed_hash(services, "ip", "cli"),
+            ua_hash=keyed_hash(services, "ua", "cli"),
+            requested_at=now,
         )
-        session.commit()
         subscriber_id, email = subscriber.id, subscriber.email
     assert subscriber_id is not None
     return confirmation_mail(
@@ -85,8 +84,8 @@ def add_pending(
 def confirm_by_operator(services: Services, email: str, *, now: datetime | None = None) -> str:
     """Activate a pending subscriber; returns what happened, in words. LookupError if unknown."""
     now = now or utcnow()
-    with Session(services.engine) as session:
-        subscriber: Subscriber | None = subscriber_store.get_by_email(session, email)
+    with services.transaction() as tx:
+        subscriber: Subscriber | None = subscriber_store.get_by_email(tx, email)
         if subscriber is None:
             raise LookupError(f"no subscriber {email!r}")
         if subscriber.status in ("active", "paused"):
@@ -98,7 +97,7 @@ def confirm_by_operator(services: Services, email: str, *, now: datetime | None 
             )
         subscriber.confirmed_at = now
         activate_with_consent(
-            session,
+            tx,
             services,
             subscriber,
             form_version=OPERATOR_FORM,
@@ -106,5 +105,4 @@ def confirm_by_operator(services: Services, email: str, *, now: datetime | None 
             lift=suppressions.SELF_REASONS,
             now=now,
         )
-        session.commit()
         return f"{subscriber.email} is active"

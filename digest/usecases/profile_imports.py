@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
-from digest.models import Subscriber
 from digest.profile_files import MAX_SEEDS, LibraryImport, read_library
+from digest.store import subscribers as subscriber_store
 from digest.usecases.following import follow
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 
 @dataclass
@@ -42,8 +43,8 @@ def import_library(
     outcome = ImportOutcome(library, [], [])
     if library.error:
         return outcome
-    with Session(services.engine) as session:
-        subscriber = session.get(Subscriber, subscriber_id)
+    with services.transaction() as tx:
+        subscriber = subscriber_store.get(tx, subscriber_id)
         if subscriber is None:
             return outcome
         known = set(subscriber.seed_papers)
@@ -52,8 +53,6 @@ def import_library(
         subscriber.seed_papers = seeds[:MAX_SEEDS]
         if library.texts:
             subscriber.library_text = "\n".join(library.texts)
-        session.add(subscriber)
-        session.commit()
     if follow_authors:
         outcome.followed = follow(services, subscriber_id, follow_authors)
     return outcome

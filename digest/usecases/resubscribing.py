@@ -9,13 +9,15 @@ addresses must subscribe anew on the website (double opt-in).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
-from digest.models import Subscriber, utcnow
+from digest.models import utcnow
+from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
 from digest.usecases.consents import activate_with_consent
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 RESUBSCRIBE_FORM = "unsubscribe-page"
 
@@ -23,14 +25,14 @@ RESUBSCRIBE_FORM = "unsubscribe-page"
 def resubscribe(services: Services, subscriber_id: int, *, now: datetime | None = None) -> bool:
     """Make an unsubscribed subscriber active again; False if that is not possible."""
     now = now or utcnow()
-    with Session(services.engine) as session:
-        subscriber = session.get(Subscriber, subscriber_id)
+    with services.transaction() as tx:
+        subscriber = subscriber_store.get(tx, subscriber_id)
         if subscriber is None or subscriber.status != "unsubscribed":
             return False
-        if suppressions.reason(session, subscriber.email) not in (None, "unsubscribed"):
+        if suppressions.reason(tx, subscriber.email) not in (None, "unsubscribed"):
             return False  # a bounce or complaint since: the address is not ours to mail
         activate_with_consent(
-            session,
+            tx,
             services,
             subscriber,
             form_version=RESUBSCRIBE_FORM,
@@ -38,5 +40,4 @@ def resubscribe(services: Services, subscriber_id: int, *, now: datetime | None 
             lift=("unsubscribed",),
             now=now,
         )
-        session.commit()
         return True

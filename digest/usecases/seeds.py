@@ -14,15 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
-
 from digest.settings import Settings
 from digest.sources.fetch import host_of
 from digest.sources.ids import normalize_arxiv_id
 from digest.sources.xmlfeed import one_line
 from digest.store.papers import papers_by_keys
-from digest.store.subscribers import active_seeds
+from digest.store.subscribers import seeds_of_active
 from digest.usecases.ingest import allowed_hosts, lookup_arxiv_ids
 
 if TYPE_CHECKING:
@@ -57,25 +54,25 @@ class SeedLookup:
         )
 
 
-def not_stored(engine: Engine, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+def not_stored(services: Services, ids: Iterable[str]) -> tuple[list[str], list[str]]:
     """(stored, not stored) among the arXiv ids named by `ids`, version-less, each once."""
     wanted = list(dict.fromkeys(k for k in (normalize_arxiv_id(i) for i in ids) if k))
-    with Session(engine) as session:
-        held = papers_by_keys(session, wanted)
+    with services.reading() as tx:
+        held = papers_by_keys(tx, wanted)
     return [k for k in wanted if k in held], [k for k in wanted if k not in held]
 
 
 async def fetch_missing(services: Services, ids: Sequence[str]) -> SeedLookup:
     """Look up and store the seeds of `ids` that the store does not hold; never raises on a
     network or API failure (the reason is in `SeedLookup.error`)."""
-    stored, missing = not_stored(services.engine, ids)
+    settings = services.settings
+    stored, missing = not_stored(services, ids)
     lookup = SeedLookup(stored=stored)
     if not missing:
         return lookup
     try:
-        result = await lookup_arxiv_ids(
-            services, missing, api_url=services.settings.fetch.arxiv_api_url
-        )
+        # The lookup stores what it finds itself (ingest's own transactions).
+        result = await lookup_arxiv_ids(services, missing, api_url=settings.fetch.arxiv_api_url)
     except Exception as exc:  # the store or the network: reported, never raised
         result = None
         lookup.error = f"{type(exc).__name__}: {one_line(exc)}"
@@ -108,8 +105,8 @@ async def retry_missing(services: Services) -> SeedLookup:
     arXiv sources never reaches out to it)."""
     if not _fetches_from_arxiv(services.settings):
         return SeedLookup()
-    with Session(services.engine) as session:
-        seeds = {s for row in session.exec(active_seeds()) for s in row or ()}
+    with services.reading() as tx:
+        seeds = seeds_of_active(tx)
     return await fetch_missing(services, sorted(seeds)[:RETRY_LIMIT])
 
 

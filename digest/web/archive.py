@@ -7,20 +7,15 @@ with their reasons), newest digest first; each archived digest opens as it was s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest.bootstrap import Services
 from digest.models import utcnow
-from digest.paper_views import PaperView, paper_view
-from digest.store import archive as archive_store
-from digest.store import papers as paper_store
-from digest.usecases import subscriptions
+from digest.usecases.past_digests import archived_digests
+from digest.usecases.preferences import get_subscriber
 from digest.web import links
 from digest.web.security import PageError
 from digest.web.views import page, render, state
@@ -31,56 +26,8 @@ DIGESTS_SHOWN = 60
 DIGESTS_IN_FEED = 10
 
 
-@dataclass(frozen=True)
-class ArchivedPick:
-    paper: PaperView
-    why: str
-    section: str
-
-
-@dataclass(frozen=True)
-class ArchivedDigest:
-    edition_date: str
-    sent_at: datetime | None
-    view_url: str
-    picks: list[ArchivedPick]
-
-
-def archived_digests(services: Services, subscriber_id: int, *, limit: int) -> list[ArchivedDigest]:
-    """The subscriber's delivered digests, newest first, each with what it showed."""
-    base = services.settings.web.base_url.rstrip("/")
-    with Session(services.engine) as session:
-        rows = archive_store.delivered(session, subscriber_id, limit=limit)
-        keys = [k for row, _ in rows for k in archive_store.shown_keys(row)]
-        papers = paper_store.papers_by_keys(session, keys)
-    max_chars = services.settings.email.max_tldr_chars
-    views = {key: paper_view(p, max_tldr_chars=max_chars) for key, p in papers.items()}
-    digests = []
-    for row, edition in rows:
-        shown = row.picks or [{"id": k, "why": "", "kind": "match"} for k in row.paper_keys]
-        picks = [
-            ArchivedPick(
-                views[p["id"]],
-                p.get("why", ""),
-                "Trending" if p.get("kind") == "trending" else "For you",
-            )
-            for p in shown
-            if p["id"] in views
-        ]
-        token = services.tokens.dumps("view", [subscriber_id, edition.id])
-        digests.append(
-            ArchivedDigest(
-                edition_date=edition.edition_date.strftime("%A %d %B %Y"),
-                sent_at=row.sent_at,
-                view_url=f"{base}/view/{token}",
-                picks=picks,
-            )
-        )
-    return digests
-
-
 def _subscriber(request: Request, sid: int, *, status: int = 404, kind: str = "gone"):
-    subscriber = subscriptions.get_subscriber(state(request).services, sid)
+    subscriber = get_subscriber(state(request).services, sid)
     if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
         raise PageError(status, kind)
     return subscriber

@@ -11,8 +11,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
-
+from digest.addresses import normalise_address
 from digest.usecases.subscriptions import Preferences, SubscribeRequest
 from digest.windows import PAPERS_PER_DIGEST
 from digest.zones import is_zone, listed_zones
@@ -69,18 +68,21 @@ def _field(form: Mapping[str, Any], name: str) -> str:
 
 
 def parse_email(raw: str) -> str:
-    """The normalised address, or FormError. No line breaks, ≤ 254 characters."""
+    """The normalised address, or FormError. No line breaks, ≤ 254 characters, ASCII only."""
     if not raw.strip():
         raise FormError({"email": "required"})
     if len(raw) > MAX_EMAIL:
         raise FormError({"email": "too_long"})
+    # Checked before the normaliser strips the ends, so a trailing line break is refused too.
     if any(ch in LINE_BREAKS or unicodedata.category(ch)[0] == "C" for ch in raw):
         raise FormError({"email": "invalid"})
+    if not raw.isascii():
+        # Said apart: the address may well be real, we just cannot mail it.
+        raise FormError({"email": "not_ascii"})
     try:
-        result = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
+        address = normalise_address(raw)
+    except ValueError as exc:
         raise FormError({"email": "invalid"}) from exc
-    address = result.normalized.lower()
     if len(address) > MAX_EMAIL:
         raise FormError({"email": "too_long"})
     return address

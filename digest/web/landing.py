@@ -23,13 +23,12 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from digest.models import Edition, FeedState, utcnow
+from digest.usecases.front_page import content_version
 from digest.web.security import (
     DEFAULT_CSP,
     csrf_cookie_name,
@@ -40,18 +39,6 @@ from digest.web.security import (
     set_csrf_cookie,
 )
 from digest.web.views import render, state
-
-
-def content_version(engine: Engine) -> tuple[Any, ...]:
-    """What the landing page depends on: the newest edition, the last fetch, today's date."""
-    with engine.connect() as connection:
-        edition, fetched = connection.execute(
-            select(
-                select(func.max(Edition.id)).scalar_subquery(),
-                select(func.max(FeedState.last_fetch_at)).scalar_subquery(),
-            )
-        ).one()
-    return (edition, fetched, utcnow().date())
 
 
 @dataclass
@@ -116,7 +103,7 @@ def landing_cache(app_state: Any) -> PageCache:
 
         cache = PageCache(
             render_page,
-            lambda: content_version(services.engine),
+            lambda: content_version(services),
             max_age_s=services.settings.web.page_cache_s,
         )
         app_state.landing_cache = cache

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
-
 from fastapi import APIRouter
-from sqlalchemy import func, select, text
-from sqlmodel import Session
 from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
 from digest.bootstrap import Services
-from digest.models import Edition, FeedState, Paper, utcnow
 from digest.render import safe_url, tldr
-from digest.store import papers as paper_store
 from digest.texts import unicode_text
+from digest.usecases import front_page, health
 from digest.usecases.seeds import fetch_missing_now
 from digest.usecases.subscriptions import RequestMeta, keyed_hash, process_subscription
 from digest.web.forms import FormError, parse_subscribe_form, timezones
@@ -29,12 +24,8 @@ SUMMARY_CHARS = 180
 
 def trending_papers(services: Services) -> list[dict]:
     """Recent papers, most upvoted first, as plain data for the landing page."""
-    since = utcnow() - timedelta(days=services.settings.ranking.candidate_days)
-    with Session(services.engine) as session:
-        papers = paper_store.recent_papers(session, since=since)
-    papers.sort(key=lambda p: (-(p.upvotes or 0), -p.first_seen.timestamp()))
     rows = []
-    for paper in papers[:TRENDING_ON_LANDING]:
+    for paper in front_page.trending(services, limit=TRENDING_ON_LANDING):
         fallback = f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id else None
         rows.append(
             {
@@ -122,32 +113,17 @@ async def subscribe(request: Request) -> HTMLResponse:
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
     """DB reachable, and how old the last successful fetch and the last edition are."""
-    services = state(request).services
-    now = utcnow()
-    try:
-        with Session(services.engine) as session:
-            session.execute(text("SELECT 1"))
-            last_fetch = session.execute(select(func.max(FeedState.last_success_at))).scalar()
-            last_edition = session.execute(select(func.max(Edition.created_at))).scalar()
-            papers = session.execute(select(func.count(Paper.id))).scalar() or 0
-    except Exception as exc:  # any driver error means "not healthy", reported, not raised
+    checked = health.check(state(request).services)
+    if checked.database_error is not None:
         return JSONResponse(
-            {"status": "error", "database": f"unreachable: {type(exc).__name__}"}, 503
+            {"status": "error", "database": f"unreachable: {checked.database_error}"}, 503
         )
-
-    def age(value):
-        if value is None:
-            return None
-        if value.tzinfo is None:  # SQLite aggregates may bypass the column type
-            value = value.replace(tzinfo=UTC)
-        return round((now - value).total_seconds(), 1)
-
     return JSONResponse(
         {
             "status": "ok",
             "database": "ok",
-            "papers": papers,
-            "last_fetch_age_s": age(last_fetch),
-            "last_edition_age_s": age(last_edition),
+            "papers": checked.papers,
+            "last_fetch_age_s": checked.last_fetch_age_s,
+            "last_edition_age_s": checked.last_edition_age_s,
         }
     )

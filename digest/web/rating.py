@@ -12,14 +12,12 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter
-from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from digest.store import archive as archive_store
-from digest.usecases import subscriptions
+from digest.usecases import ratings
+from digest.usecases.preferences import get_subscriber
 from digest.web import links
-from digest.web.feedback import _paper_title
 from digest.web.security import PageError, verify_csrf
 from digest.web.views import form_data, page, state
 
@@ -34,20 +32,18 @@ def _resolve(request: Request, token: str, slot: str) -> tuple[int, str, int, in
     if match is None:
         raise PageError(400, "invalid_link")
     delivery_id = links.rate_link(web.services, token, web.clock)
-    with Session(web.services.engine) as session:
-        row = archive_store.delivery(session, delivery_id)
-        keys = archive_store.shown_keys(row) if row is not None else []
-    if row is None or not keys:
+    rated = ratings.rated_digest(web.services, delivery_id)
+    if rated is None:
         raise PageError(404, "gone")
     number = int(match.group(1))
-    if number > len(keys):
+    if number > len(rated.paper_keys):
         raise PageError(400, "invalid_link")
     value = 1 if match.group(2) == "u" else -1
-    return row.subscriber_id, keys[number - 1], value, row.edition_id
+    return rated.subscriber_id, rated.paper_keys[number - 1], value, rated.edition_id
 
 
 def _page(request: Request, token: str, slot: str, key: str, value: int, template: str, **extra):
-    title, url = _paper_title(request, key)
+    title, url = ratings.paper_title(state(request).services, key)
     return page(
         request,
         template,
@@ -62,7 +58,7 @@ def _page(request: Request, token: str, slot: str, key: str, value: int, templat
 @router.get("/r/{token}/{slot}", response_class=HTMLResponse)
 def rate_page(request: Request, token: str, slot: str) -> HTMLResponse:
     sid, key, value, _ = _resolve(request, token, slot)
-    if subscriptions.get_subscriber(state(request).services, sid) is None:
+    if get_subscriber(state(request).services, sid) is None:
         raise PageError(404, "gone")
     return _page(request, token, slot, key, value, "rate_once.html")
 
@@ -75,7 +71,7 @@ async def _post(request: Request, token: str, slot: str) -> tuple[int, str, int,
 @router.post("/r/{token}/{slot}", response_class=HTMLResponse)
 async def rate(request: Request, token: str, slot: str) -> HTMLResponse:
     sid, key, value, edition = await _post(request, token, slot)
-    if not subscriptions.rate(state(request).services, sid, key, value, edition_id=edition):
+    if not ratings.rate(state(request).services, sid, key, value, edition_id=edition):
         raise PageError(404, "gone")
     return _page(request, token, slot, key, value, "rated.html", notice="")
 
@@ -83,7 +79,7 @@ async def rate(request: Request, token: str, slot: str) -> HTMLResponse:
 @router.post("/r/{token}/{slot}/undo", response_class=HTMLResponse)
 async def rate_undo(request: Request, token: str, slot: str) -> HTMLResponse:
     sid, key, value, edition = await _post(request, token, slot)
-    if not subscriptions.rate(state(request).services, sid, key, 0, edition_id=edition):
+    if not ratings.rate(state(request).services, sid, key, 0, edition_id=edition):
         raise PageError(404, "gone")
     return _page(request, token, slot, key, value, "rated.html", notice="undone")
 
@@ -91,8 +87,6 @@ async def rate_undo(request: Request, token: str, slot: str) -> HTMLResponse:
 @router.post("/r/{token}/{slot}/more", response_class=HTMLResponse)
 async def rate_more(request: Request, token: str, slot: str) -> HTMLResponse:
     sid, key, _, edition = await _post(request, token, slot)
-    services = state(request).services
-    subscriptions.rate(services, sid, key, 1, edition_id=edition)
-    if not subscriptions.more_like_this(services, sid, key):
+    if not ratings.rate_more(state(request).services, sid, key, edition_id=edition):
         raise PageError(404, "gone")
     return _page(request, token, slot, key, 1, "rated.html", notice="more")

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.bootstrap import Services
-from digest.store import web as web_store
+from digest.usecases import limits
 from digest.usecases.subscriptions import keyed_hash
 
 CSRF_FIELD = "csrf_token"
@@ -199,7 +199,7 @@ def check_ip_limit(services: Services, ip: str) -> None:
     """Count one subscribe attempt from this IP; 429 with Retry-After beyond the limit."""
     web = services.settings.web
     key = "ip:" + keyed_hash(services, "ip", ip)[:40]
-    verdict = web_store.sliding_hit(services.engine, key, [(web.ip_limit, web.ip_window_s)])
+    verdict = limits.hit(services, key, [(web.ip_limit, web.ip_window_s)])
     if not verdict.allowed:
         retry = str(max(1, math.ceil(verdict.retry_after_s)))
         raise PageError(429, "rate_limited", headers={"Retry-After": retry})

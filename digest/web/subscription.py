@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from digest.models import Subscriber
-from digest.usecases import resubscribing, subscriptions
+from digest.usecases import leaving, personal_data, ratings, resubscribing, subscriptions
+from digest.usecases.preferences import get_subscriber, update_preferences
 from digest.usecases.seeds import fetch_missing_now
 from digest.usecases.subscriptions import ConfirmResult
 from digest.web import links
@@ -80,7 +81,7 @@ def _values(subscriber: Subscriber) -> dict[str, str]:
 def _subscriber(request: Request, token: str) -> Subscriber:
     web = state(request)
     sid = links.subscriber_link(web.services, "manage", token, web.clock)
-    subscriber = subscriptions.get_subscriber(web.services, sid)
+    subscriber = get_subscriber(web.services, sid)
     if subscriber is None:
         raise PageError(404, "gone")
     return subscriber
@@ -105,7 +106,7 @@ def _manage_page(
         values=values or _values(subscriber),
         errors=errors or {},
         notice=notice,
-        ratings=subscriptions.ratings(services, subscriber.id),
+        ratings=ratings.list_ratings(services, subscriber.id),
         feed_url=feed,
         timezones=sorted(timezones()),
         library_entries=subscriber.library_text.count("\n") + 1 if subscriber.library_text else 0,
@@ -132,7 +133,7 @@ async def manage_save(request: Request, token: str) -> HTMLResponse:
         return _manage_page(
             request, token, subscriber, values=values, errors=exc.errors, status=400
         )
-    subscriptions.update_preferences(services, subscriber.id, prefs)
+    update_preferences(services, subscriber.id, prefs)
     response = _manage_page(request, token, _subscriber(request, token), notice="saved")
     if prefs.seed_papers:
         # After the response: the arXiv API is asked at most once per interval.
@@ -159,7 +160,7 @@ async def _toggle(request: Request, token: str, *, paused: bool) -> HTMLResponse
     services = state(request).services
     verify_csrf(request, services, await form_data(request))
     subscriber = _subscriber(request, token)
-    subscriptions.set_paused(services, subscriber.id, paused)
+    leaving.set_paused(services, subscriber.id, paused)
     notice = "paused" if paused else "resumed"
     return _manage_page(request, token, _subscriber(request, token), notice=notice)
 
@@ -169,7 +170,7 @@ async def manage_unsubscribe(request: Request, token: str) -> HTMLResponse:
     services = state(request).services
     verify_csrf(request, services, await form_data(request))
     subscriber = _subscriber(request, token)
-    subscriptions.unsubscribe(services, subscriber.id)
+    leaving.unsubscribe(services, subscriber.id)
     return _unsubscribed_page(request, subscriber.id)
 
 
@@ -182,7 +183,7 @@ async def manage_undo_rating(request: Request, token: str) -> HTMLResponse:
     key = form.get("paper")
     if not isinstance(key, str) or not key or len(key) > 300:
         raise PageError(400, "bad_request")
-    subscriptions.rate(services, subscriber.id, key, 0)
+    ratings.rate(services, subscriber.id, key, 0)
     return _manage_page(request, token, subscriber, notice="rating_undone")
 
 
@@ -191,7 +192,7 @@ async def manage_export(request: Request, token: str) -> Response:
     services = state(request).services
     verify_csrf(request, services, await form_data(request))
     subscriber = _subscriber(request, token)
-    data = subscriptions.export_data(services, subscriber.id)
+    data = personal_data.export_data(services, subscriber.id)
     return Response(
         json.dumps(data, indent=2, ensure_ascii=False),
         media_type="application/json",
@@ -207,7 +208,7 @@ async def manage_delete(request: Request, token: str) -> HTMLResponse:
     subscriber = _subscriber(request, token)
     if form.get("confirm") != "yes":
         return _manage_page(request, token, subscriber, notice="delete_unconfirmed", status=400)
-    subscriptions.erase(services, subscriber.id)
+    personal_data.erase(services, subscriber.id)
     return page(request, "status.html", kind="erased")
 
 
@@ -217,7 +218,7 @@ async def manage_delete(request: Request, token: str) -> HTMLResponse:
 def _unsubscribed_page(request: Request, sid: int, token: str | None = None) -> HTMLResponse:
     """ "You are unsubscribed", with a button to take it back while that is possible."""
     services = state(request).services
-    subscriber = subscriptions.get_subscriber(services, sid)
+    subscriber = get_subscriber(services, sid)
     can_resubscribe = subscriber is not None and subscriber.status == "unsubscribed"
     return page(
         request,
@@ -233,7 +234,7 @@ def _unsubscribed_page(request: Request, sid: int, token: str | None = None) -> 
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
     web = state(request)
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
-    subscriber = subscriptions.get_subscriber(web.services, sid)
+    subscriber = get_subscriber(web.services, sid)
     if subscriber is None or subscriber.status in ("unsubscribed", "suppressed"):
         return _unsubscribed_page(request, sid, token)  # reopened later: say so, ask nothing
     return page(
@@ -251,7 +252,7 @@ async def unsubscribe(request: Request, token: str) -> HTMLResponse:
         verify_csrf(request, web.services, form)
     sid = links.subscriber_link(web.services, "unsubscribe", token, web.clock)
     # An erased subscriber is already as unsubscribed as can be: same answer, idempotent.
-    subscriptions.unsubscribe(web.services, sid)
+    leaving.unsubscribe(web.services, sid)
     return _unsubscribed_page(request, sid, token)
 
 
