@@ -254,7 +254,7 @@ def one_edition(kind: str, store: Store, sink: Sink, count: int, folder: Path) -
     figures: dict[str, float] = {}
     started = time.perf_counter()
     rows, errors = read_import_csv(path)
-    report = import_subscribers(services.engine, rows, confirmed=True, now=utcnow())
+    report = import_subscribers(services, rows, confirmed=True, now=utcnow())
     figures["import"] = time.perf_counter() - started
     assert not errors and report.added == count, (errors[:3], report)
     figures["floor insert"] = floor_insert(kind, url, path)
@@ -321,7 +321,7 @@ def workers_run(store: Store, sink: Sink, count: int, folder: Path, workers: int
     upgrade(services.engine)
     ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
     rows, _ = read_import_csv(folder / f"list-{count}.csv")
-    import_subscribers(services.engine, rows, confirmed=True, now=utcnow())
+    import_subscribers(services, rows, confirmed=True, now=utcnow())
     plan_edition(services, edition_date=NOW.date(), now=NOW)
     services.close()
     sink.restart()

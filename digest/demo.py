@@ -7,21 +7,16 @@ an index.html to open. Never touches the operator's database or SMTP settings.
 
 from __future__ import annotations
 
-import asyncio
 import html
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
 from digest import bootstrap
-from digest.db import session_scope, upgrade
-from digest.models import utcnow
 from digest.settings import Settings, SmtpSettings, WebSettings
 from digest.sink import SinkHandler, SmtpSink
-from digest.store import subscribers as subscriber_store
-from digest.usecases import editions
-from digest.usecases.ingest import ingest_file
+from digest.usecases import demo_pipeline
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 # Recorded responses of the real sources, so the demo shows real papers with their real
@@ -72,39 +67,18 @@ def run_demo(out_dir: Path, *, now: datetime | None = None) -> DemoReport:
     import time
 
     started = time.perf_counter()
-    now = now or utcnow()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     report = DemoReport(out_dir=out_dir)
-    handler = SinkHandler(out_dir=out_dir)
-    with SmtpSink(handler) as sink:
-        settings = demo_settings(out_dir, sink.port)
-        services = bootstrap.build(settings)
+    feeds = [(SAMPLE_DIR / name, kind, source) for name, kind, source in SAMPLE_FEEDS]
+    with SmtpSink(SinkHandler(out_dir=out_dir)) as sink:
+        services = bootstrap.build(demo_settings(out_dir, sink.port))
         try:
-            upgrade(services.engine)
-            for filename, kind, source in SAMPLE_FEEDS:
-                result = ingest_file(
-                    services, SAMPLE_DIR / filename, kind=kind, source=source, now=now
-                )
-                report.papers_new += result.new
-                report.papers_seen += result.fetched
-            with session_scope(services.engine) as session:
-                for email, interests in DEMO_SUBSCRIBERS:
-                    if subscriber_store.get_by_email(session, email) is None:
-                        subscriber_store.add_subscriber(
-                            session, email=email, interests=interests, confirmed=True, now=now
-                        )
-                report.subscribers = len(subscriber_store.active_subscribers(session))
-            edition, _ = editions.plan_edition(services, edition_date=now.date(), now=now)
-            send = asyncio.run(editions.send_edition(services, edition, now=now))
-            report.sent = send.sent
-            with session_scope(services.engine) as session:
-                from digest.store import deliveries as ledger
-
-                counts = ledger.state_counts(session, edition.id)
-            report.already_sent = counts.get("sent", 0) - send.sent
+            run = demo_pipeline.run(services, feeds, DEMO_SUBSCRIBERS, now=now or services.clock())
         finally:
             services.close()
+    for name, value in asdict(run).items():
+        setattr(report, name, value)
     report.messages = sorted(out_dir.glob("*.eml"))
     report.index = write_index(out_dir, report.messages)
     report.seconds = time.perf_counter() - started

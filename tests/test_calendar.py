@@ -25,7 +25,7 @@ from digest.models import Delivery, Edition, Paper, Subscriber
 from digest.settings import DeliverySettings, Settings, SmtpSettings, SourceSettings
 from digest.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
-from digest.store.admin import list_editions
+from digest.store.stats import list_editions
 from digest.usecases.edition_states import status_of
 from digest.usecases.editions import SendReport, plan_edition, send_edition
 from digest.usecases.ingest import fetch_sources, ingest_file

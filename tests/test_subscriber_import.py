@@ -11,9 +11,11 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import event
 from sqlmodel import Session, select
 
+from digest import bootstrap
 from digest.addresses import normalise_address
 from digest.db import make_engine, upgrade
 from digest.models import Subscriber, Suppression
+from digest.settings import Settings
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
 from digest.usecases.subscriber_import import import_subscribers, read_import_csv
@@ -101,12 +103,13 @@ def test_a_batch_costs_a_few_statements_and_leaves_known_addresses_alone(
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
 
-    report = import_subscribers(engine, rows, confirmed=True, now=NOW, batch_rows=1000)
+    services = bootstrap.build(Settings(mode="dev", database_url=database_url), engine=engine)
+    report = import_subscribers(services, rows, confirmed=True, now=NOW, batch_rows=1000)
 
     assert errors == []
     assert (report.added, report.present, report.suppressed) == (3000, 2, 1)
     assert len(statements) <= 4 * 8, len(statements)  # row by row: thousands
-    again = import_subscribers(engine, rows, confirmed=True, now=NOW)
+    again = import_subscribers(services, rows, confirmed=True, now=NOW)
     assert (again.added, again.present, again.suppressed) == (0, 3002, 1)
     with Session(engine) as session:
         stored = session.exec(

@@ -13,14 +13,12 @@ from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 import aiosmtplib
-from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, select
 
-from digest.db import current_revision, make_engine
-from digest.models import FeedState
+from digest.addresses import normalise_address
 from digest.placeholders import find_placeholders
 from digest.settings import Settings
 from digest.signing import DkimSigner
+from digest.store import schema, stats
 
 MIN_SECRET_CHARS = 32
 WEAK_SECRETS = ("changeme", "change-me", "secret", "insecure-development-key", "password")
@@ -72,12 +70,13 @@ _URL_FIX = "set DIGEST_BASE_URL to the public https:// address of `digest serve`
 def check_from(settings: Settings) -> Check:
     _, address = parseaddr(settings.email.from_address)
     try:
-        validate_email(address, check_deliverability=False)
-    except EmailNotValidError as exc:
+        normalise_address(address)
+    except ValueError as exc:
+        reason = str(exc).removeprefix(f"{address.strip()!r}: ")  # the whole header is shown
         return Check(
             "From address",
             False,
-            f"{settings.email.from_address!r}: {exc}",
+            f"{settings.email.from_address!r}: {reason}",
             'set DIGEST_FROM to e.g. "Trending Papers <digest@your-domain>"',
         )
     return Check("From address", True, settings.email.from_address)
@@ -101,25 +100,17 @@ def check_placeholders(settings: Settings) -> list[Check]:
 
 
 def check_database(settings: Settings) -> Check:
-    from alembic.script import ScriptDirectory
-
-    from digest.db import _alembic_config
-
-    engine = None
     try:
-        engine = make_engine(settings.database_url)
-        revision = current_revision(engine)
-        head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+        with schema.probe(settings.database_url) as tx:
+            revision = schema.revision(tx, settings.database_url)
+        head = schema.head()
     except Exception as exc:  # any driver error is one line
         return Check(
             "database",
             False,
-            f"unreachable: {_one_line(exc)}",
+            f"unreachable: {_one_line(exc.__cause__ or exc)}",
             "check DIGEST_DATABASE_URL and that the server is running",
         )
-    finally:
-        if engine is not None:
-            engine.dispose()
     if revision is None:
         return Check("database", False, "reachable, not initialised", "run `digest init`")
     if revision != head:
@@ -208,10 +199,8 @@ def check_sources(settings: Settings) -> list[Check]:
     if not enabled:
         return [Check("sources", False, "no source enabled", "add [[sources]] to your config")]
     try:
-        engine = make_engine(settings.database_url)
-        with Session(engine) as session:
-            states = {f.source: f for f in session.exec(select(FeedState))}
-        engine.dispose()
+        with schema.probe(settings.database_url) as tx:
+            states = {f.source: f for f in stats.feed_states(tx)}
     except Exception as exc:
         return [
             Check(

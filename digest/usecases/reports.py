@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from digest.store import stats
 
-from digest.bootstrap import Services
-from digest.models import (
-    BounceEvent,
-    Delivery,
-    Edition,
-    FeedState,
-    Paper,
-    Subscriber,
-    utcnow,
-)
-from digest.store import deliveries as ledger
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 
 def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
     """A JSON-ready summary of the service's state."""
-    with Session(services.engine) as session:
-        by_status = {
-            status: count
-            for status, count in session.exec(
-                select(Subscriber.status, func.count()).group_by(Subscriber.status)
-            )
-        }
-        papers = session.exec(select(func.count()).select_from(Paper)).one()
+    week = services.clock() - timedelta(days=7)
+    with services.reading() as tx:
+        by_status = stats.subscribers_by_status(tx)
+        papers = stats.paper_count(tx)
         sources = [
             {
                 "source": f.source,
@@ -40,30 +26,11 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
                 "fetched": f.fetched,
                 "new": f.new,
             }
-            for f in session.exec(select(FeedState).order_by(col(FeedState.source)))
+            for f in stats.feed_states(tx)
         ]
-        recent = session.exec(
-            select(Edition).order_by(col(Edition.edition_date).desc()).limit(editions)
-        )
-        edition_rows = [
-            {
-                "date": e.edition_date,
-                "status": e.status,
-                "note": e.note,
-                "deliveries": ledger.state_counts(session, e.id),
-            }
-            for e in recent
-        ]
-        week = utcnow() - timedelta(days=7)
-        sent = session.exec(select(func.count()).where(col(Delivery.sent_at) > week)).one()
-        events = {
-            kind: count
-            for kind, count in session.exec(
-                select(BounceEvent.kind, func.count())
-                .where(col(BounceEvent.received_at) > week)
-                .group_by(BounceEvent.kind)
-            )
-        }
+        edition_rows = stats.recent_editions(tx, editions)
+        sent = stats.sent_since(tx, week)
+        events = stats.reports_since(tx, week)
     rates = {
         "sent": sent,
         "hard_bounces": events.get("hard", 0),
@@ -81,3 +48,21 @@ def collect_stats(services: Services, *, editions: int = 5) -> dict[str, Any]:
         "editions": edition_rows,
         "last_7_days": rates,
     }
+
+
+def list_editions(services: Services, *, limit: int = 30) -> list[dict[str, Any]]:
+    """The newest editions with their delivery counts by state and report counts by kind."""
+    with services.reading() as tx:
+        return stats.list_editions(tx, limit=limit)
+
+
+def find_edition(services: Services, ref: str) -> dict[str, Any] | None:
+    """One edition by date (YYYY-MM-DD) or id, as list_editions shows it; None if unknown."""
+    with services.reading() as tx:
+        return stats.find_edition(tx, ref)
+
+
+def deliveries_to_send(services: Services, edition_id: int) -> int:
+    """How many of the edition's deliveries are still to be sent (a progress bar's total)."""
+    with services.reading() as tx:
+        return stats.open_deliveries(tx, edition_id)

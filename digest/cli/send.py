@@ -10,10 +10,15 @@ import typer
 from rich.console import Console
 
 from digest.bootstrap import Services
-from digest.commands.output import console, print_json, print_record
+from digest.cli.context import fail, state
+from digest.cli.output import console, print_json, print_record
+from digest.cli.readable import DigestTyper
 from digest.settings import Settings
 
+commands = DigestTyper()
 
+
+@commands.command()
 def send(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and count, send nothing."),
@@ -40,7 +45,6 @@ def send(
         digest send --all-now
         digest send --json
     """
-    from digest.cli import fail, state
     from digest.models import utcnow
     from digest.usecases.editions import plan_edition, send_edition
     from digest.usecases.send_summary import summary_line
@@ -96,7 +100,6 @@ def send(
 
 def refuse_placeholders(settings: Settings) -> None:
     """Exit with one line if production settings still hold shipped example values."""
-    from digest.cli import fail
     from digest.placeholders import production_placeholders
 
     found = production_placeholders(settings)
@@ -110,14 +113,11 @@ def refuse_placeholders(settings: Settings) -> None:
 
 def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    from sqlmodel import Session
 
-    from digest.store import deliveries as ledger
     from digest.usecases.editions import send_edition
+    from digest.usecases.reports import deliveries_to_send
 
-    with Session(services.engine) as session:
-        counts = ledger.state_counts(session, edition.id)
-    total = sum(counts.get(state, 0) for state in (*ledger.OPEN_STATES, "claimed"))
+    total = deliveries_to_send(services, edition.id)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Sending", total=total)
@@ -130,7 +130,3 @@ def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
                 wait_for_others_s=services.settings.delivery.claim_wait_s,
             )
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("send")(send)

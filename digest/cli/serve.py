@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from digest.cli.context import fail, state
+from digest.cli.readable import DigestTyper
+
+commands = DigestTyper()
+
 
 def default_web_workers() -> int:
     """$WEB_CONCURRENCY (the Procfile convention), else one worker per CPU this process may use."""
     import os
-
-    from digest.cli import fail
 
     given = os.environ.get("WEB_CONCURRENCY", "").strip()
     if given:
@@ -19,6 +22,7 @@ def default_web_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+@commands.command()
 def serve(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="Default: web.host."),
@@ -42,7 +46,6 @@ def serve(
 
     import uvicorn
 
-    from digest.cli import state
     from digest.logs import redact_server_logs
     from digest.web import create_app
 
@@ -73,7 +76,3 @@ def serve(
         proxy_headers=False,
         log_level="info",
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import typer
 
-from digest.commands.output import Col, print_json, print_table
+from digest.cli.context import fail, state
+from digest.cli.output import Col, print_json, print_table
+from digest.cli.readable import DigestTyper
+
+commands = DigestTyper()
 
 
+@commands.command()
 def rank(
     ctx: typer.Context,
     papers: Path | None = typer.Option(None, "--papers", help="Candidates, JSONL."),
@@ -33,7 +38,6 @@ def rank(
     """
     import io
 
-    from digest.cli import fail, state
     from digest.rankfile import RankInputError, read_profiles, run_rank
     from digest.settings import SettingsError, load_from_environment
 
@@ -110,7 +114,3 @@ def rank(
                 for i, p in enumerate(r["ranked"], 1)
             ],
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("rank")(rank)

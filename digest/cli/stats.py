@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from digest.commands.output import Col, console, counts, minute, percent, print_table
+import typer
+
+from digest.cli.context import state
+from digest.cli.output import Col, console, counts, minute, percent, print_json, print_table
+from digest.cli.readable import DigestTyper
+from digest.usecases.reports import collect_stats
+
+commands = DigestTyper()
 
 SUBSCRIBER_ORDER = ("active", "paused", "pending", "unsubscribed", "bounced", "suppressed")
 DELIVERY_ORDER = ("sent", "pending", "claimed", "deferred", "failed", "suppressed", "skipped")
+
+
+@commands.command()
+def stats(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """List size, last fetch per source, recent editions, bounce and complaint rates.
+
+    \b
+    Examples:
+        digest stats
+        digest stats --json | jq .last_7_days
+    """
+    data = collect_stats(state(ctx).services)
+    if as_json:
+        print_json(data)
+        return
+    print_stats(data)
 
 
 def _rate(count: int, sent: int) -> str:

@@ -1,1 +1,0 @@
-"""CLI command groups registered onto the Typer app by digest.cli."""
