@@ -69,6 +69,38 @@ def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequen
     return session.exec(count).one() - before
 
 
+def editions_past_send_by(session: Session, *, now: datetime) -> list[Edition]:
+    """Editions whose window has closed but which were never marked expired."""
+    return list(
+        session.exec(
+            select(Edition)
+            .where(col(Edition.send_by).is_not(None), col(Edition.send_by) <= now)
+            .where(col(Edition.status).in_(("planned", "sending")))
+            .order_by(col(Edition.edition_date))
+        )
+    )
+
+
+def has_sendable(session: Session, edition_id: int, *, now: datetime, lease_s: float) -> bool:
+    """True when a row can be claimed now: open and due, or claimed with its lease run out."""
+    stale = now - timedelta(seconds=lease_s)
+    row = session.exec(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            or_(
+                col(Delivery.state).in_(OPEN_STATES)
+                & or_(
+                    col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now
+                ),
+                (Delivery.state == "claimed") & (col(Delivery.claimed_at) < stale),
+            ),
+        )
+    ).one()
+    return bool(row)
+
+
 def claim_batch(
     session: Session,
     *,
@@ -128,6 +160,21 @@ def claim_batch(
     # the outcome UPDATEs wrote since (attempts decide when a deferred message gives up).
     fresh = select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id))
     return list(session.exec(fresh.execution_options(populate_existing=True)))
+
+
+def release_claims(session: Session, *, edition_id: int, worker: str) -> None:
+    """Hand this worker's unsent claims back (pending again), so a stop costs no message."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.claimed_by == worker,
+            Delivery.state == "claimed",
+        )
+        .values(state="pending", claimed_by=None, claimed_at=None),
+        execution_options=_NO_SYNC,
+    )
+    session.commit()
 
 
 def delivered_keys(session: Session, subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
