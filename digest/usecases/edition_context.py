@@ -104,34 +104,45 @@ def edition_context(
         now=now,
     )
     if candidates:
-        referenced = subscriber_store.referenced_paper_keys(tx)
-        candidate_keys = {c.id for c in candidates}
-        pool_papers = paper_store.papers_by_keys(
-            tx, [k for k in referenced if k not in candidate_keys]
-        )
-        pool = [to_candidate(p) for p in pool_papers.values()]
-        window_since = now - timedelta(days=settings.ranking.window_days)
-        # The embeddings (optional backend) are read from their table; only papers and
-        # interest texts never embedded before are computed, once, and stored.
-        model = semantic.backend_for(
-            _edition_model(
-                tx,
-                edition,
-                candidates,
-                window_since,
-                dims=semantic.lsa_dims(settings.ranking.text_backend),
-            ),
-            candidates + pool,
-            paper_store.SessionEmbeddings(tx, now),
-            backend=settings.ranking.text_backend,
-            weight=settings.ranking.semantic_weight,
-            threads=settings.ranking.embed_threads,
-            text_budget=settings.ranking.embed_new_texts_max,
-        )
-        context.rank_context = ranking.build_context(
-            candidates, pool=pool, model=model, now=now, params=rank_params(services)
-        )
+        context.rank_context = _rank_context(services, tx, edition, candidates, now=now)
     return context
+
+
+def _rank_context(
+    services: Services,
+    tx: Tx,
+    edition: Edition,
+    candidates: list[ranking.Candidate],
+    *,
+    now: datetime,
+) -> ranking.RankContext:
+    """The ranker's shared state: the pool of rated papers and the edition's text model."""
+    settings = services.settings
+    referenced = subscriber_store.referenced_paper_keys(tx)
+    candidate_keys = {c.id for c in candidates}
+    pool_papers = paper_store.papers_by_keys(tx, [k for k in referenced if k not in candidate_keys])
+    pool = [to_candidate(p) for p in pool_papers.values()]
+    window_since = now - timedelta(days=settings.ranking.window_days)
+    # The embeddings (optional backend) are read from their table; only papers and
+    # interest texts never embedded before are computed, once, and stored.
+    model = semantic.backend_for(
+        _edition_model(
+            tx,
+            edition,
+            candidates,
+            window_since,
+            dims=semantic.lsa_dims(settings.ranking.text_backend),
+        ),
+        candidates + pool,
+        paper_store.SessionEmbeddings(tx, now),
+        backend=settings.ranking.text_backend,
+        weight=settings.ranking.semantic_weight,
+        threads=settings.ranking.embed_threads,
+        text_budget=settings.ranking.embed_new_texts_max,
+    )
+    return ranking.build_context(
+        candidates, pool=pool, model=model, now=now, params=rank_params(services)
+    )
 
 
 def _edition_model(

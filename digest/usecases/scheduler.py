@@ -5,16 +5,18 @@ Two APScheduler 3.x schedulers per worker process, on purpose:
 * A *local* BackgroundScheduler (MemoryJobStore) in every worker runs `send-due` every minute
   and `lease` (renew or take the scheduler lease). Sending is safe in parallel (rows are claimed
   with FOR UPDATE SKIP LOCKED), so every worker sends; nothing of it needs to survive a restart.
-* A *leader* BackgroundScheduler with a SQLAlchemyJobStore in the service's own database runs
-  the singleton jobs `fetch`, `trending` and `plan-edition`, and only while this worker holds
-  the lease (digest.usecases.leases). The persistent store is what makes a missed 01:30 fetch
-  run once when a worker comes back at 03:00; a MemoryJobStore would recompute "next 01:30" and
-  skip the day. The lease keeps the store unshared, which APScheduler requires (FAQ: "You can't").
+* A *leader* BackgroundScheduler with a SQLAlchemyJobStore (store/jobs.py) in the service's own
+  database runs the singleton jobs `fetch`, `trending` and `plan-edition`, and only while this
+  worker holds the lease (digest.usecases.leases). The persistent store is what makes a missed
+  01:30 fetch run once when a worker comes back at 03:00; a MemoryJobStore would recompute
+  "next 01:30" and skip the day. The lease keeps the store unshared, which APScheduler requires
+  (FAQ: "You can't").
 
 Every singleton job has an explicit id, replace_existing=True, coalesce=True, max_instances=1
 and a misfire grace of hours (the default of 1 s silently skips a day). Re-adding a job at start
 would overwrite a persisted, overdue next_run_time, so an overdue one is carried over.
-Every external call runs under a total deadline, and a stop (SIGTERM) cancels it.
+The jobs themselves, each external call under a total deadline that a stop (SIGTERM) cancels,
+are in worker_jobs.py; this module decides when they run and who runs them.
 """
 
 from __future__ import annotations
