@@ -1,4 +1,4 @@
-"""The delivery ledger: editions, planning their rows, claiming, and recording outcomes.
+"""The delivery ledger: planning an edition's rows, claiming them, and what they hold.
 
 Planning is one bulk INSERT that skips existing (edition, subscriber) pairs; claiming is a
 conditional UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL); outcomes are recorded in groups by
@@ -8,36 +8,15 @@ store/outcomes.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Edition, EditionModel, Subscriber
+from digest.models import Delivery, Edition, Subscriber
 
 OPEN_STATES = ("pending", "deferred")
 _NO_SYNC = {"synchronize_session": False}
-
-
-def get_or_create_edition(
-    session: Session, *, edition_date: date, send_by: datetime | None = None
-) -> tuple[Edition, bool]:
-    """The edition of that date, created if missing; the unique date settles races."""
-    existing = session.exec(select(Edition).where(Edition.edition_date == edition_date)).first()
-    if existing is not None:
-        return existing, False
-    dialect = session.get_bind().dialect.name
-    values = {"edition_date": edition_date, "status": "planned", "send_by": send_by}
-    if dialect in ("sqlite", "postgresql"):
-        maker = sqlite_insert if dialect == "sqlite" else pg_insert
-        statement = maker(Edition).values(**values).on_conflict_do_nothing()
-    else:
-        statement = insert(Edition).values(**values)
-    result = session.execute(statement)
-    edition = session.exec(select(Edition).where(Edition.edition_date == edition_date)).one()
-    return edition, bool(result.rowcount)
 
 
 def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequence[int]) -> int:
@@ -67,18 +46,6 @@ def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequen
         [(edition_id, s) for s in subscriber_ids],
     )
     return session.exec(count).one() - before
-
-
-def editions_past_send_by(session: Session, *, now: datetime) -> list[Edition]:
-    """Editions whose window has closed but which were never marked expired."""
-    return list(
-        session.exec(
-            select(Edition)
-            .where(col(Edition.send_by).is_not(None), col(Edition.send_by) <= now)
-            .where(col(Edition.status).in_(("planned", "sending")))
-            .order_by(col(Edition.edition_date))
-        )
-    )
 
 
 def has_sendable(session: Session, edition_id: int, *, now: datetime, lease_s: float) -> bool:
@@ -231,22 +198,6 @@ def next_retry_at(session: Session, edition_id: int) -> datetime | None:
             Delivery.edition_id == edition_id, col(Delivery.state).in_(OPEN_STATES)
         )
     ).one()
-
-
-def load_edition_model(session: Session, edition_id: int) -> bytes | None:
-    """The stored text model of this edition, if one was fitted already."""
-    row = session.get(EditionModel, edition_id)
-    return row.data if row is not None else None
-
-
-def save_edition_model(session: Session, edition_id: int, data: bytes) -> None:
-    """Store the edition's text model; a concurrent writer's copy wins just as well."""
-    dialect = session.get_bind().dialect.name
-    maker = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        maker(EditionModel).values(edition_id=edition_id, data=data).on_conflict_do_nothing()
-    )
-    session.commit()
 
 
 def sent_picks(session: Session, *, edition_id: int, subscriber_id: int) -> list[dict[str, str]]:

@@ -14,7 +14,7 @@ from digest.models import Edition, Paper
 from digest.ranking import semantic
 from digest.render import EditionRenderer, PaperView, paper_view
 from digest.settings import RankingSettings
-from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store import windows as window_store
@@ -158,11 +158,11 @@ def _edition_model(
     The window (up to tens of thousands of papers) is read only when the model must be fitted:
     the worker builds an edition's context on every send tick.
     """
-    stored = ledger.load_edition_model(tx, edition.id) if edition.id else None
+    stored = edition_store.load_edition_model(tx, edition.id) if edition.id else None
     if stored is not None:
         return ranking.TextModel.from_bytes(stored)
     window = paper_store.list_papers(tx, since=since)
     model = ranking.fit_for(candidates, [to_candidate(p) for p in window], dims=dims)
     if edition.id:
-        ledger.save_edition_model(tx, edition.id, model.to_bytes())
+        edition_store.save_edition_model(tx, edition.id, model.to_bytes())
     return model

@@ -14,8 +14,8 @@ from datetime import datetime
 from digest.models import Edition
 from digest.settings import Settings
 from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 from digest.store import feeds
-from digest.store import windows as window_store
 from digest.store.uow import Tx
 from digest.usecases.ingest import SUCCESSFUL
 
@@ -63,7 +63,7 @@ def refresh(tx: Tx, edition: Edition) -> str:
     counts = ledger.state_counts(tx, edition.id)
     status = status_of(counts, held=edition.status == "held" and bool(edition.note))
     if status != edition.status:
-        window_store.set_status(tx, edition.id, status)
+        edition_store.set_status(tx, edition.id, status)
         edition.status = status
     return status
 
@@ -73,11 +73,11 @@ def check_hold(tx: Tx, settings: Settings, edition: Edition, *, since: datetime)
     the hold note or ""."""
     note = every_source_failed(tx, settings, since=since)
     if note:
-        window_store.hold_open_rows(tx, edition.id, note=note)
+        edition_store.hold_open_rows(tx, edition.id, note=note)
         edition.status, edition.note = "held", note
         return note
     if edition.status == "held":
-        window_store.release_held_rows(tx, edition.id)
+        edition_store.release_held_rows(tx, edition.id)
         edition.note = None
         edition.status = "planned"
         refresh(tx, edition)
@@ -91,7 +91,7 @@ def expire_past(tx: Tx, *, now: datetime) -> list[tuple[Edition, int]]:
     edition has started closes the old one instead of mailing it.
     """
     closed = []
-    for edition in ledger.editions_past_send_by(tx, now=now):
+    for edition in edition_store.editions_past_send_by(tx, now=now):
         rows = ledger.expire_open(tx, edition.id)
         # The state follows the rows: all sent is "done", some lost "partly failed"; an edition
         # with no row at all stays "expired".

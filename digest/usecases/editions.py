@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from digest import timetable
 from digest.models import Edition
 from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 from digest.store import subscribers as subscriber_store
 from digest.usecases import edition_states, takeover
 
@@ -69,7 +70,9 @@ def plan_edition(
     edition_date = edition_date or timetable.edition_date_at(now, hour)
     start, send_by = timetable.edition_window(edition_date, hour)
     with services.reading() as tx:
-        edition, _ = ledger.get_or_create_edition(tx, edition_date=edition_date, send_by=send_by)
+        edition, _ = edition_store.get_or_create_edition(
+            tx, edition_date=edition_date, send_by=send_by
+        )
         subscribers = subscriber_store.active_subscribers(tx)
         if due_only:
             subscribers = [

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from digest import timetable
 from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 from digest.usecases import edition_states
 from digest.usecases.editions import SendReport, default_worker_name, plan_edition, send_edition
 
@@ -93,7 +94,7 @@ class WorkerJobs:
         _, send_by = timetable.edition_window(edition_date, hour)
         self.expire_past_editions(now)
         with self.services.transaction() as tx:
-            edition, created = ledger.get_or_create_edition(
+            edition, created = edition_store.get_or_create_edition(
                 tx, edition_date=edition_date, send_by=send_by
             )
         if created:
