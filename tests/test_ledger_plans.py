@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 from digest.db import make_engine, upgrade
 from digest.models import Delivery, Subscriber
 from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 
 NOW = datetime(2026, 6, 12, 8, tzinfo=UTC)
 ROWS = 6000
@@ -26,10 +27,10 @@ def _edition_mostly_sent(session: Session) -> int:
             for i in range(ROWS)
         ],
     )
-    edition, _ = ledger.get_or_create_edition(session, edition_date=date(2026, 6, 12))
+    edition, _ = edition_store.get_or_create_edition(session, edition_date=date(2026, 6, 12))
     ids = [i for (i,) in session.execute(text("SELECT id FROM subscriber"))]
     ledger.plan_deliveries(session, edition_id=edition.id, subscriber_ids=ids)
-    previous, _ = ledger.get_or_create_edition(session, edition_date=date(2026, 6, 11))
+    previous, _ = edition_store.get_or_create_edition(session, edition_date=date(2026, 6, 11))
     ledger.plan_deliveries(session, edition_id=previous.id, subscriber_ids=ids)
     cut = ids[ROWS * 9 // 10]
     session.execute(update(Delivery).where(col(Delivery.subscriber_id) < cut).values(state="sent"))

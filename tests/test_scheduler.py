@@ -42,6 +42,7 @@ from digest.settings import (
 )
 from digest.sink import SinkHandler, SmtpSink
 from digest.store import deliveries as ledger
+from digest.store import editions as edition_store
 from digest.usecases.leases import WorkerLockError
 from digest.usecases.scheduler import JOBS_TABLE, LEADER_JOBS, Worker, run_leader_job
 from tests.worker_helpers import add_papers, add_subscribers, message_ids
@@ -136,7 +137,7 @@ def test_a1_restart_after_next_edition_expires_the_old(
     old_date = timetable.edition_date_at(now - timedelta(hours=30), hour)
     ids = add_subscribers(db_services.engine, 5)
     with Session(db_services.engine) as session:
-        old, _ = ledger.get_or_create_edition(
+        old, _ = edition_store.get_or_create_edition(
             session, edition_date=old_date, send_by=timetable.edition_window(old_date, hour)[1]
         )
         ledger.plan_deliveries(session, edition_id=old.id, subscriber_ids=ids)
@@ -173,7 +174,7 @@ def test_a3_replaying_a_day_sends_nothing_new(db_services: Services, smtp_sink: 
     hour = db_services.settings.scheduler.edition_hour
     edition_date = timetable.edition_date_at(now, hour)
     with Session(db_services.engine) as session:
-        edition, _ = ledger.get_or_create_edition(
+        edition, _ = edition_store.get_or_create_edition(
             session,
             edition_date=edition_date,
             send_by=timetable.edition_window(edition_date, hour)[1],

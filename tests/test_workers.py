@@ -183,12 +183,12 @@ def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str
         }
         try:
             assert wait_until(lambda: len(sink.messages) >= 30, timeout=40)
-            holder = leases.current(pg.engine).holder
+            holder = leases.current(pg).holder
             assert holder in procs
             os.kill(procs[holder].pid, signal.SIGKILL)
             procs[holder].wait(timeout=10)
             killed_at = time.monotonic()
-            assert wait_until(lambda: leases.current(pg.engine).holder not in (holder,), timeout=10)
+            assert wait_until(lambda: leases.current(pg).holder not in (holder,), timeout=10)
             takeover_s = time.monotonic() - killed_at
 
             def finished() -> bool:
@@ -224,8 +224,8 @@ def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str
 def test_no_double_leader(pg: Services) -> None:
     """The lease goes to exactly one of several contenders, and to another once it expires."""
     start = datetime.now(UTC)
-    won = [leases.acquire(pg.engine, holder=f"w{i}", ttl_s=1.0, now=start) for i in range(4)]
+    won = [leases.acquire(pg, holder=f"w{i}", ttl_s=1.0, now=start) for i in range(4)]
     assert won == [True, False, False, False]
     later = start + timedelta(seconds=2)
-    assert leases.acquire(pg.engine, holder="w2", ttl_s=1.0, now=later)
-    assert not leases.acquire(pg.engine, holder="w0", ttl_s=1.0, now=later)
+    assert leases.acquire(pg, holder="w2", ttl_s=1.0, now=later)
+    assert not leases.acquire(pg, holder="w0", ttl_s=1.0, now=later)

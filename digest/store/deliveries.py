@@ -1,4 +1,4 @@
-"""The delivery ledger: editions, planning their rows, claiming, and recording outcomes.
+"""The delivery ledger: planning an edition's rows, claiming them, and what they hold.
 
 Planning is one bulk INSERT that skips existing (edition, subscriber) pairs; claiming is a
 conditional UPDATE (FOR UPDATE SKIP LOCKED on PostgreSQL); outcomes are recorded in groups by
@@ -8,36 +8,15 @@ store/outcomes.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, insert, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Edition, EditionModel, Subscriber
+from digest.models import Delivery, Edition, Subscriber
 
 OPEN_STATES = ("pending", "deferred")
 _NO_SYNC = {"synchronize_session": False}
-
-
-def get_or_create_edition(
-    session: Session, *, edition_date: date, send_by: datetime | None = None
-) -> tuple[Edition, bool]:
-    """The edition of that date, created if missing; the unique date settles races."""
-    existing = session.exec(select(Edition).where(Edition.edition_date == edition_date)).first()
-    if existing is not None:
-        return existing, False
-    dialect = session.get_bind().dialect.name
-    values = {"edition_date": edition_date, "status": "planned", "send_by": send_by}
-    if dialect in ("sqlite", "postgresql"):
-        maker = sqlite_insert if dialect == "sqlite" else pg_insert
-        statement = maker(Edition).values(**values).on_conflict_do_nothing()
-    else:
-        statement = insert(Edition).values(**values)
-    result = session.execute(statement)
-    edition = session.exec(select(Edition).where(Edition.edition_date == edition_date)).one()
-    return edition, bool(result.rowcount)
 
 
 def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequence[int]) -> int:
@@ -67,6 +46,26 @@ def plan_deliveries(session: Session, *, edition_id: int, subscriber_ids: Sequen
         [(edition_id, s) for s in subscriber_ids],
     )
     return session.exec(count).one() - before
+
+
+def has_sendable(session: Session, edition_id: int, *, now: datetime, lease_s: float) -> bool:
+    """True when a row can be claimed now: open and due, or claimed with its lease run out."""
+    stale = now - timedelta(seconds=lease_s)
+    row = session.exec(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            or_(
+                col(Delivery.state).in_(OPEN_STATES)
+                & or_(
+                    col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now
+                ),
+                (Delivery.state == "claimed") & (col(Delivery.claimed_at) < stale),
+            ),
+        )
+    ).one()
+    return bool(row)
 
 
 def claim_batch(
@@ -130,6 +129,21 @@ def claim_batch(
     return list(session.exec(fresh.execution_options(populate_existing=True)))
 
 
+def release_claims(session: Session, *, edition_id: int, worker: str) -> None:
+    """Hand this worker's unsent claims back (pending again), so a stop costs no message."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.claimed_by == worker,
+            Delivery.state == "claimed",
+        )
+        .values(state="pending", claimed_by=None, claimed_at=None),
+        execution_options=_NO_SYNC,
+    )
+    session.commit()
+
+
 def delivered_keys(session: Session, subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
     """Paper keys already sent to each subscriber (never sent twice)."""
     result: dict[int, set[str]] = {i: set() for i in subscriber_ids}
@@ -184,22 +198,6 @@ def next_retry_at(session: Session, edition_id: int) -> datetime | None:
             Delivery.edition_id == edition_id, col(Delivery.state).in_(OPEN_STATES)
         )
     ).one()
-
-
-def load_edition_model(session: Session, edition_id: int) -> bytes | None:
-    """The stored text model of this edition, if one was fitted already."""
-    row = session.get(EditionModel, edition_id)
-    return row.data if row is not None else None
-
-
-def save_edition_model(session: Session, edition_id: int, data: bytes) -> None:
-    """Store the edition's text model; a concurrent writer's copy wins just as well."""
-    dialect = session.get_bind().dialect.name
-    maker = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        maker(EditionModel).values(edition_id=edition_id, data=data).on_conflict_do_nothing()
-    )
-    session.commit()
 
 
 def sent_picks(session: Session, *, edition_id: int, subscriber_id: int) -> list[dict[str, str]]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from digest.models import FeedState
 
@@ -56,3 +57,11 @@ def record_fetch(
         state.last_success_at = now
     session.flush()
     return state
+
+
+def states_of(session: Session, sources: Sequence[str]) -> dict[str, FeedState]:
+    """The stored state of each of these sources that was ever fetched, by source name."""
+    if not sources:
+        return {}
+    query = select(FeedState).where(col(FeedState.source).in_(list(sources)))
+    return {state.source: state for state in session.exec(query)}

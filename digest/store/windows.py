@@ -1,5 +1,5 @@
-"""Ledger queries of the calendar: where each subscriber's last digest ended, rows skipped or
-held with their reason, and the edition's state as its deliveries make it."""
+"""Ledger queries of the calendar: where each subscriber's last digest ended, and rows skipped
+or held with their reason."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from digest.models import Delivery, Edition
+from digest.models import Delivery
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -43,46 +43,6 @@ def set_window_end(session: Session, delivery_ids: Sequence[int], *, at: datetim
         return
     session.execute(
         update(Delivery).where(col(Delivery.id).in_(list(delivery_ids))).values(window_end=at),
-        execution_options=_NO_SYNC,
-    )
-    session.commit()
-
-
-def hold_open_rows(session: Session, edition_id: int, *, note: str) -> int:
-    """Hold an edition: its unsent rows wait (state "held") and the edition says why."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition_id, col(Delivery.state).in_(("pending", "deferred")))
-        .values(state="held", reason=note[:200]),
-        execution_options=_NO_SYNC,
-    )
-    session.execute(
-        update(Edition).where(Edition.id == edition_id).values(status="held", note=note),
-        execution_options=_NO_SYNC,
-    )
-    session.commit()
-    return result.rowcount or 0
-
-
-def release_held_rows(session: Session, edition_id: int) -> int:
-    """A source came back within the edition's window: its held rows go out after all."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.state == "held")
-        .values(state="pending", reason=None),
-        execution_options=_NO_SYNC,
-    )
-    session.execute(
-        update(Edition).where(Edition.id == edition_id).values(note=None),
-        execution_options=_NO_SYNC,
-    )
-    session.commit()
-    return result.rowcount or 0
-
-
-def set_status(session: Session, edition_id: int, status: str) -> None:
-    session.execute(
-        update(Edition).where(Edition.id == edition_id).values(status=status),
         execution_options=_NO_SYNC,
     )
     session.commit()

@@ -5,175 +5,62 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-
-import numpy as np
-from sqlmodel import Session
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from digest import ranking, windows
-from digest.bootstrap import Services
-from digest.models import Edition, Paper, Subscriber
-from digest.ranking import semantic
+from digest.models import Edition, Subscriber
 from digest.ranking.compose import compose_row
 from digest.ranking.scoring import rank_batch
 from digest.render import (
     DigestItem,
     DigestLinks,
     EditionRenderer,
-    PaperView,
     RenderedDigest,
     build_message,
     paper_view,
 )
-from digest.settings import RankingSettings
 from digest.store import deliveries as ledger
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store import windows as window_store
-from digest.store.embeddings import SessionEmbeddings
+from digest.store.uow import Tx
 
+# Re-exported: the web app, previews, tests and benchmarks build digests through here.
+from digest.usecases.edition_context import (
+    EditionContext,
+    edition_context,
+    params_for,
+    rank_params,
+    to_candidate,
+)
 
-@dataclass
-class EditionContext:
-    """Everything computed once per edition and shared by every subscriber's digest."""
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
-    edition: Edition
-    candidates: list[ranking.Candidate]
-    views: dict[str, PaperView]
-    renderer: EditionRenderer
-    rank_context: ranking.RankContext | None = None
-    # When each candidate was first seen (epoch microseconds, candidate order) and the instant
-    # the edition's papers were read: each subscriber's window is cut from these.
-    first_seen_us: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    now: datetime | None = None
-
-
-def to_candidate(paper: Paper, *, liked_by: int = 0) -> ranking.Candidate:
-    return ranking.Candidate(
-        id=paper.key,
-        title=paper.title,
-        abstract=paper.abstract,
-        authors=tuple(paper.authors or ()),
-        categories=tuple(paper.categories or ()),
-        upvotes=paper.upvotes,
-        upvotes_prev=paper.upvotes_prev,
-        github_stars=paper.github_stars,
-        published=paper.published,
-        liked_by=liked_by,
-    )
-
-
-def rank_params(services: Services) -> ranking.RankParams:
-    return params_for(services.settings.ranking)
-
-
-def params_for(settings: RankingSettings) -> ranking.RankParams:
-    return ranking.RankParams(
-        trending_weight=settings.trending_weight,
-        dislike_weight=settings.dislike_weight,
-        chunk_size=settings.chunk_size,
-        diversity=settings.diversity,
-    )
-
-
-def edition_context(
-    services: Services, session: Session, edition: Edition, *, now: datetime
-) -> EditionContext:
-    """Candidates, the text model, paper views and the renderer, built once for the edition.
-
-    The text model is fitted on the stored window plus the candidates; the pool holds every
-    paper a subscriber has seeded or rated, so profiles find them without another query.
-    """
-    settings = services.settings
-    # Every paper the windows of the subscribers still waiting may hold (each digest is then
-    # cut to its own window): about a day's papers when everyone had yesterday's digest.
-    since = window_store.earliest_open_window(
-        session,
-        edition.id,
-        now=now,
-        first_days=settings.ranking.candidate_days,
-        weekly_first_days=7,
-        max_days=settings.calendar.max_window_days,
-    ) or now - timedelta(days=windows.pool_days(settings))
-    papers = paper_store.recent_papers(session, since=since)
-    likes = subscriber_store.like_counts(session, [p.key for p in papers])
-    candidates = [to_candidate(p, liked_by=likes.get(p.key, 0)) for p in papers]
-    views = {p.key: paper_view(p, max_tldr_chars=settings.email.max_tldr_chars) for p in papers}
-    renderer = EditionRenderer(
-        env=services.templates,
-        edition_date=edition.edition_date,
-        postal_address=settings.email.postal_address,
-    )
-    context = EditionContext(
-        edition,
-        candidates,
-        views,
-        renderer,
-        first_seen_us=windows.epoch_us([p.first_seen for p in papers]),
-        now=now,
-    )
-    if candidates:
-        referenced = subscriber_store.referenced_paper_keys(session)
-        candidate_keys = {c.id for c in candidates}
-        pool_papers = paper_store.papers_by_keys(
-            session, [k for k in referenced if k not in candidate_keys]
-        )
-        pool = [to_candidate(p) for p in pool_papers.values()]
-        window_since = now - timedelta(days=settings.ranking.window_days)
-        # The embeddings (optional backend) are read from their table; only papers and
-        # interest texts never embedded before are computed, once, and stored.
-        model = semantic.backend_for(
-            _edition_model(
-                session,
-                edition,
-                candidates,
-                window_since,
-                dims=semantic.lsa_dims(settings.ranking.text_backend),
-            ),
-            candidates + pool,
-            SessionEmbeddings(session, now),
-            backend=settings.ranking.text_backend,
-            weight=settings.ranking.semantic_weight,
-            threads=settings.ranking.embed_threads,
-            text_budget=settings.ranking.embed_new_texts_max,
-        )
-        context.rank_context = ranking.build_context(
-            candidates, pool=pool, model=model, now=now, params=rank_params(services)
-        )
-    return context
-
-
-def _edition_model(
-    session: Session,
-    edition: Edition,
-    candidates: list[ranking.Candidate],
-    since: datetime,
-    *,
-    dims: int,
-) -> ranking.TextModel:
-    """Fitted once per edition and stored, so each send run of the day reuses it.
-
-    The window (up to tens of thousands of papers) is read only when the model must be fitted:
-    the worker builds an edition's context on every send tick.
-    """
-    stored = ledger.load_edition_model(session, edition.id) if edition.id else None
-    if stored is not None:
-        return ranking.TextModel.from_bytes(stored)
-    window = paper_store.list_papers(session, since=since)
-    model = ranking.fit_for(candidates, [to_candidate(p) for p in window], dims=dims)
-    if edition.id:
-        ledger.save_edition_model(session, edition.id, model.to_bytes())
-    return model
+__all__ = [
+    "EditionContext",
+    "compose_message",
+    "digests_for",
+    "edition_context",
+    "params_for",
+    "profiles_for",
+    "rank_params",
+    "render_for",
+    "replay_digest",
+    "to_candidate",
+    "window_starts",
+]
 
 
 def profiles_for(
-    session: Session, subscribers: Sequence[Subscriber], *, context: EditionContext
+    tx: Tx, subscribers: Sequence[Subscriber], *, context: EditionContext
 ) -> list[ranking.Profile]:
     """Ranking profiles for these subscribers, with feedback and already-sent papers."""
     ids = [s.id for s in subscribers]
-    feedback = subscriber_store.feedback_by_subscriber(session, ids)
-    sent = ledger.delivered_keys(session, ids)
+    feedback = subscriber_store.feedback_by_subscriber(tx, ids)
+    sent = ledger.delivered_keys(tx, ids)
     profiles = []
     for s in subscribers:
         ratings = feedback.get(s.id, {})
@@ -261,7 +148,7 @@ def render_for(
 
 def replay_digest(
     services: Services,
-    session: Session,
+    tx: Tx,
     edition: Edition,
     subscriber: Subscriber,
     shown: Sequence[Mapping[str, str]],
@@ -270,7 +157,7 @@ def replay_digest(
 ) -> RenderedDigest:
     """The digest exactly as it was sent (stored picks), rendered again for the browser."""
     settings = services.settings
-    papers = paper_store.papers_by_keys(session, [p["id"] for p in shown])
+    papers = paper_store.papers_by_keys(tx, [p["id"] for p in shown])
     views = {
         key: paper_view(paper, max_tldr_chars=settings.email.max_tldr_chars)
         for key, paper in papers.items()
@@ -302,14 +189,14 @@ def replay_digest(
 
 def window_starts(
     services: Services,
-    session: Session,
+    tx: Tx,
     context: EditionContext,
     subscribers: Sequence[Subscriber],
 ) -> list[datetime]:
     """Where each subscriber's digest window begins (see windows.py)."""
     now = context.now or context.edition.created_at
     ends = window_store.previous_window_ends(
-        session, [s.id for s in subscribers if s.id is not None], edition_id=context.edition.id
+        tx, [s.id for s in subscribers if s.id is not None], edition_id=context.edition.id
     )
     return [
         windows.window_start(s, ends.get(s.id), now=now, settings=services.settings)
@@ -319,7 +206,7 @@ def window_starts(
 
 def digests_for(
     services: Services,
-    session: Session,
+    tx: Tx,
     context: EditionContext,
     subscribers: Sequence[Subscriber],
     *,
@@ -332,7 +219,7 @@ def digests_for(
     `delivery_ids`: each digest's ledger row, for its short rating links. `phases` (optional)
     accumulates the seconds spent ranking and rendering."""
     started = time.perf_counter()
-    profiles = profiles_for(session, subscribers, context=context)
+    profiles = profiles_for(tx, subscribers, context=context)
     settings = services.settings
     wanted = [windows.papers_wanted(s, settings) for s in subscribers]
     floor = settings.ranking.min_relevance
@@ -341,7 +228,7 @@ def digests_for(
     else:
         params = rank_params(services)
         batch = ranking.build_batch(profiles, context.rank_context, params)
-        starts = windows.epoch_us(window_starts(services, session, context, subscribers))
+        starts = windows.epoch_us(window_starts(services, tx, context, subscribers))
         # Papers first seen before a subscriber's window were theirs to get last time: banned
         # like delivered ones, so neither the matches nor the trending fill reach back.
         banned = batch.banned + windows.before_window(context.first_seen_us, starts)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlmodel import Session, col, select
-
-from digest.models import Edition, FeedState
+from digest.models import Edition
 from digest.settings import Settings
 from digest.store import deliveries as ledger
-from digest.store import windows as window_store
+from digest.store import editions as edition_store
+from digest.store import feeds
+from digest.store.uow import Tx
 from digest.usecases.ingest import SUCCESSFUL
 
 OPEN = ("pending", "deferred", "claimed")
@@ -40,15 +40,13 @@ def status_of(counts: Mapping[str, int], *, held: bool = False) -> str:
     return "partly failed" if counts.get("sent", 0) else "expired"
 
 
-def every_source_failed(session: Session, settings: Settings, *, since: datetime) -> str | None:
+def every_source_failed(tx: Tx, settings: Settings, *, since: datetime) -> str | None:
     """The hold note when every enabled source's last fetch failed and none succeeded since
     `since` (the edition's start); None otherwise, also when a source was never fetched."""
     names = [s.name for s in settings.sources if s.enabled]
     if not names:
         return None
-    states = {
-        f.source: f for f in session.exec(select(FeedState).where(col(FeedState.source).in_(names)))
-    }
+    states = feeds.states_of(tx, names)
     failures = []
     for name in names:
         state = states.get(name)
@@ -60,27 +58,45 @@ def every_source_failed(session: Session, settings: Settings, *, since: datetime
     return "held: every source failed (" + "; ".join(failures) + ")"
 
 
-def refresh(session: Session, edition: Edition) -> str:
+def refresh(tx: Tx, edition: Edition) -> str:
     """Write the state the edition's rows give it (a held edition stays held); returns it."""
-    counts = ledger.state_counts(session, edition.id)
+    counts = ledger.state_counts(tx, edition.id)
     status = status_of(counts, held=edition.status == "held" and bool(edition.note))
     if status != edition.status:
-        window_store.set_status(session, edition.id, status)
+        edition_store.set_status(tx, edition.id, status)
         edition.status = status
     return status
 
 
-def check_hold(session: Session, settings: Settings, edition: Edition, *, since: datetime) -> str:
+def check_hold(tx: Tx, settings: Settings, edition: Edition, *, since: datetime) -> str:
     """Hold the edition while every source is failing, release it when one is back; returns
     the hold note or ""."""
-    note = every_source_failed(session, settings, since=since)
+    note = every_source_failed(tx, settings, since=since)
     if note:
-        window_store.hold_open_rows(session, edition.id, note=note)
+        edition_store.hold_open_rows(tx, edition.id, note=note)
         edition.status, edition.note = "held", note
         return note
     if edition.status == "held":
-        window_store.release_held_rows(session, edition.id)
+        edition_store.release_held_rows(tx, edition.id)
         edition.note = None
         edition.status = "planned"
-        refresh(session, edition)
+        refresh(tx, edition)
     return ""
+
+
+def expire_past(tx: Tx, *, now: datetime) -> list[tuple[Edition, int]]:
+    """Expire every edition past its send_by: (edition, rows expired) for each one closed now.
+
+    Stale news is not sent late (listmonk #1801): a worker that comes back after the next
+    edition has started closes the old one instead of mailing it.
+    """
+    closed = []
+    for edition in edition_store.editions_past_send_by(tx, now=now):
+        rows = ledger.expire_open(tx, edition.id)
+        # The state follows the rows: all sent is "done", some lost "partly failed"; an edition
+        # with no row at all stays "expired".
+        if ledger.state_counts(tx, edition.id):
+            edition.status = "expired"
+            refresh(tx, edition)
+        closed.append((edition, rows))
+    return closed

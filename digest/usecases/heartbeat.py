@@ -9,21 +9,25 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlmodel import Session
-
-from digest.models import utcnow
 from digest.store import senders
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """Registers `name` as a live sender, beats every `interval_s`, unregisters on stop."""
+    """Registers `name` as a live sender, beats every `interval_s`, unregisters on stop.
 
-    def __init__(self, engine: Engine, *, name: str, interval_s: float) -> None:
-        self.engine = engine
+    Beats are stamped with `services.clock()`, the wall clock every sender compares them with,
+    whatever simulated clock a send run uses.
+    """
+
+    def __init__(self, services: Services, *, name: str, interval_s: float) -> None:
+        self.services = services
         self.name = name
         self.host = senders.this_host()
         self.interval_s = interval_s
@@ -31,19 +35,21 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
-        with Session(self.engine) as session:
-            senders.register(session, name=self.name, host=self.host, pid=os.getpid(), now=utcnow())
+        with self.services.reading() as tx:
+            senders.register(
+                tx, name=self.name, host=self.host, pid=os.getpid(), now=self.services.clock()
+            )
         self._thread = threading.Thread(target=self._run, name="sender-heartbeat", daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
-        with Session(self.engine) as session:
+        with self.services.reading() as tx:
             while not self._stop.wait(self.interval_s):
                 try:
-                    senders.beat(session, name=self.name, now=utcnow())
+                    senders.beat(tx, name=self.name, now=self.services.clock())
                 except Exception as exc:  # the next beat retries; a long gap frees our claims
-                    session.rollback()
+                    tx.rollback()
                     log.warning("sender=%s heartbeat failed: %s", self.name, exc)
 
     def __exit__(self, *_exc: object) -> None:
@@ -51,7 +57,7 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join()
         try:
-            with Session(self.engine) as session:
-                senders.unregister(session, name=self.name)
+            with self.services.reading() as tx:
+                senders.unregister(tx, name=self.name)
         except Exception as exc:  # the row then just ages out
             log.warning("sender=%s could not unregister: %s", self.name, exc)

@@ -11,16 +11,15 @@ on kill -9, so a crashed worker never blocks its replacement.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-
-from sqlalchemy import Engine, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
-from sqlmodel import Session, select
+from typing import TYPE_CHECKING
 
 from digest.models import SchedulerLease
+from digest.store import leases as lease_store
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 SCHEDULER = "scheduler"
 
@@ -30,66 +29,30 @@ class WorkerLockError(Exception):
 
 
 def acquire(
-    engine: Engine, *, holder: str, ttl_s: float, now: datetime, name: str = SCHEDULER
+    services: Services, *, holder: str, ttl_s: float, now: datetime, name: str = SCHEDULER
 ) -> bool:
-    """Take or renew the lease; True when `holder` holds it until now + ttl_s.
-
-    One conditional UPDATE decides: it matches only when the row is ours or has expired, so two
-    workers racing for an expired lease cannot both win (the second UPDATE re-checks the row
-    after the first commits and finds it no longer expired).
-    """
-    expires = now + timedelta(seconds=ttl_s)
-    with Session(engine) as session:
-        maker = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            maker(SchedulerLease)
-            .values(
-                name=name, holder=holder, expires_at=now - timedelta(seconds=1), acquired_at=now
-            )
-            .on_conflict_do_nothing(index_elements=["name"])
+    """Take or renew the lease; True when `holder` holds it until now + ttl_s."""
+    with services.reading() as tx:
+        return lease_store.acquire(
+            tx, name=name, holder=holder, expires=now + timedelta(seconds=ttl_s), now=now
         )
-        session.commit()
-        current = session.exec(
-            select(SchedulerLease.holder).where(SchedulerLease.name == name)
-        ).one()
-        values: dict[str, object] = {"holder": holder, "expires_at": expires}
-        if current != holder:
-            values["acquired_at"] = now
-        result = session.execute(
-            update(SchedulerLease)
-            .where(
-                SchedulerLease.name == name,
-                or_(SchedulerLease.holder == holder, SchedulerLease.expires_at < now),
-            )
-            .values(**values)
-        )
-        session.commit()
-        return bool(result.rowcount)
 
 
-def release(engine: Engine, *, holder: str, name: str = SCHEDULER) -> None:
+def release(services: Services, *, holder: str, name: str = SCHEDULER) -> None:
     """Give the lease up at once (graceful stop), so the next worker need not wait it out."""
-    with Session(engine) as session:
-        session.execute(
-            update(SchedulerLease)
-            .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
-            .values(expires_at=datetime(1970, 1, 1, tzinfo=UTC))
-        )
-        session.commit()
+    with services.reading() as tx:
+        lease_store.release(tx, name=name, holder=holder)
 
 
-def current(engine: Engine, name: str = SCHEDULER) -> SchedulerLease | None:
+def current(services: Services, name: str = SCHEDULER) -> SchedulerLease | None:
     """The lease row as stored (holder and expiry), or None when nobody ever held it."""
-    with Session(engine, expire_on_commit=False) as session:
-        return session.exec(select(SchedulerLease).where(SchedulerLease.name == name)).first()
+    with services.reading() as tx:
+        return lease_store.current(tx, name)
 
 
 def sqlite_lock_path(database_url: str) -> Path | None:
     """`<database>.worker.lock` for a SQLite file, None for other databases or :memory:."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database + ".worker.lock")
+    return lease_store.sqlite_lock_path(database_url)
 
 
 class FileLock:

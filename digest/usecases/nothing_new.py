@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
-from digest.bootstrap import Services
 from digest.models import Subscriber
 from digest.render import DigestLinks, RenderedDigest
+from digest.usecases.digests import compose_message
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 # The ledger's reason for a row that got no digest because its window held nothing new.
 REASON = "nothing new"
@@ -23,8 +27,6 @@ def compose(
     edition_date: date,
     now: datetime,
 ) -> bytes:
-    from digest.usecases.digests import compose_message
-
     subject = f"Nothing new for you today, {edition_date:%d %b %Y}"
     values = {
         "subject": subject,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from digest.bootstrap import Services
+from digest import ranking
 from digest.mailer import SendOutcome, SmtpConnection
-from digest.models import Edition, Subscriber, utcnow
+from digest.models import Edition, Subscriber
 from digest.render import RenderedDigest, message_id
 from digest.store import subscribers as subscriber_store
-from digest.usecases import digests as editions
+from digest.usecases import digests
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 TEST_EDITION_ID = 0
 
@@ -24,13 +26,13 @@ def preview_digest(
     services: Services, *, email: str, now: datetime | None = None
 ) -> RenderedDigest:
     """Today's digest for a stored subscriber, rendered and returned, nothing sent or written."""
-    now = now or utcnow()
-    with Session(services.engine) as session:
-        subscriber = subscriber_store.get_by_email(session, email)
+    now = now or services.clock()
+    with services.reading() as tx:
+        subscriber = subscriber_store.get_by_email(tx, email)
         if subscriber is None:
             raise LookupError(f"{email}: no such subscriber")
-        context = editions.edition_context(services, session, _transient_edition(now), now=now)
-        [(digest, _, _)] = editions.digests_for(services, session, context, [subscriber])
+        context = digests.edition_context(services, tx, _transient_edition(now), now=now)
+        [(digest, _, _)] = digests.digests_for(services, tx, context, [subscriber])
         return digest
 
 
@@ -38,9 +40,9 @@ async def send_test_digest(
     services: Services, *, to: str, interests: str = "", now: datetime | None = None
 ) -> SendOutcome:
     """Send one real digest to `to`, subject marked [TEST]; the delivery ledger is not touched."""
-    now = now or utcnow()
-    with Session(services.engine) as session:
-        stored = subscriber_store.get_by_email(session, to)
+    now = now or services.clock()
+    with services.reading() as tx:
+        stored = subscriber_store.get_by_email(tx, to)
         subscriber = Subscriber(
             id=stored.id if stored else 0,
             email=to,
@@ -48,9 +50,9 @@ async def send_test_digest(
             seed_papers=list(stored.seed_papers) if stored else [],
             categories=list(stored.categories) if stored else [],
         )
-        context = editions.edition_context(services, session, _transient_edition(now), now=now)
-        [(digest, _, links)] = editions.digests_for(
-            services, session, context, [subscriber], is_test=True
+        context = digests.edition_context(services, tx, _transient_edition(now), now=now)
+        [(digest, _, links)] = digests.digests_for(
+            services, tx, context, [subscriber], is_test=True
         )
     msg_id = message_id(
         edition_id=TEST_EDITION_ID,
@@ -58,7 +60,7 @@ async def send_test_digest(
         domain=services.settings.email.message_id_domain,
         secret=services.settings.secret(),
     )
-    raw = editions.compose_message(
+    raw = digests.compose_message(
         services,
         subscriber=subscriber,
         digest=digest,
@@ -84,19 +86,16 @@ def rank_stored(
     Uses the same edition context (window-fitted text model, pool of rated papers) and the
     same ranker as the emails; the output is the plain top N by final score.
     """
-    from digest import ranking
-    from digest.usecases.digests import rank_params
-
-    now = now or utcnow()
-    with Session(services.engine) as session:
-        context = editions.edition_context(services, session, _transient_edition(now), now=now)
+    now = now or services.clock()
+    with services.reading() as tx:
+        context = digests.edition_context(services, tx, _transient_edition(now), now=now)
     if context.rank_context is None:
         return [[] for _ in profiles]
     result = ranking.rank_result(
         context.candidates,
         profiles,
         top_n=top,
-        params=rank_params(services),
+        params=digests.rank_params(services),
         context=context.rank_context,
     )
     return [result.picks(i) for i in range(len(profiles))]

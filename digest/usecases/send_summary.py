@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from digest.usecases.editions import SendReport
+from digest.usecases.send_report import SendReport
 
 
 def _n(count: int, word: str) -> str:

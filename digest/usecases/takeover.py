@@ -7,34 +7,38 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from sqlmodel import Session
-
-from digest.models import Delivery, utcnow
+from digest.models import Delivery
 from digest.settings import DeliverySettings
 from digest.store import deliveries as ledger
 from digest.store import senders
+from digest.store.uow import Tx
 
 
 def claim_due(
-    session: Session,
+    tx: Tx,
     *,
     edition_id: int,
     worker: str,
     now: datetime,
+    wall_now: datetime,
     settings: DeliverySettings,
     after_id: int = 0,
 ) -> list[Delivery]:
-    """Claim a batch; rows of senders that are no longer alive come first."""
+    """Claim a batch; rows of senders that are no longer alive come first.
+
+    `now` is the run's clock (due rows, claim stamps); heartbeats are compared with `wall_now`,
+    the wall clock every sender beats with, whatever clock the run uses.
+    """
     takeable = senders.takeable(
-        session,
+        tx,
         edition_id=edition_id,
         me=worker,
         host=senders.this_host(),
-        now=utcnow(),  # heartbeats are wall-clock times, whatever clock the run uses
+        now=wall_now,
         ttl_s=settings.heartbeat_ttl_s,
     )
     return ledger.claim_batch(
-        session,
+        tx,
         edition_id=edition_id,
         worker=worker,
         limit=settings.batch_size,
@@ -46,10 +50,11 @@ def claim_due(
 
 
 async def wait_for_others(
-    session: Session,
+    tx: Tx,
     *,
     edition_id: int,
     worker: str,
+    wall_clock: Callable[[], datetime],
     settings: DeliverySettings,
     budget_s: float,
     keep_going: Callable[[], bool],
@@ -61,17 +66,17 @@ async def wait_for_others(
     deadline = time.monotonic() + budget_s
     held = senders.HeldClaims(0, (), None)
     while keep_going():
-        others = senders.holders(session, edition_id)
+        others = senders.holders(tx, edition_id)
         others.pop(worker, None)
         held = senders.held_by_others(
-            session,
+            tx,
             edition_id=edition_id,
             me=worker,
             host=senders.this_host(),
-            now=utcnow(),
+            now=wall_clock(),
             ttl_s=settings.heartbeat_ttl_s,
         )
-        session.commit()
+        tx.commit()
         if not others or time.monotonic() >= deadline:
             break
         if held.count < sum(others.values()):
