@@ -49,6 +49,13 @@ class PaperVectors:
     genericity: np.ndarray  # (n,) float32: cosine of each dense row with the corpus centroid
 
 
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of `x` scaled to unit length in place; zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
+
+
 class TextBackend(Protocol):
     """What the context, profiles and scoring use of a text model (TextModel, SemanticModel).
 
