@@ -70,34 +70,14 @@ def chunk_terms(
     has_categories = np.diff(categories.indptr) > 0
     has_authors = np.diff(batch.authors[start:stop].indptr) > 0
     has_text = has_interest | has_likes
-    # Without a text profile a match IS the relevance (1.0), so a categories-only digest is
-    # on-topic first; next to a text profile it is a boost. Any match counts once.
-    dense_categories = category_dense(context)
-    category_rows = (
-        np.flatnonzero(has_categories)
-        if dense_categories is not None
-        else np.zeros(0, dtype=np.int64)
+    category_rows, category_boost, category_match = _category_terms(
+        context, categories, has_categories, has_text, params
     )
-    category_boost = np.zeros((0, context.size), dtype=np.float32)
-    if len(category_rows):
-        follows = categories[category_rows].toarray()
-        category_boost = follows @ dense_categories  # (s, m): how many followed ones match
-        np.minimum(category_boost, 1.0, out=category_boost)
-        category_boost *= np.where(has_text[category_rows], params.category_boost, 1.0).astype(
-            np.float32
-        )[:, None]
     followed = (batch.authors[start:stop] @ context.author_matrix).tocsr()
     followed.sum_duplicates()
     followed.data[:] = 1.0
-    matches = []
-    if dense_categories is None:  # too many categories for a dense product: sparse path
-        matches.append((params.category_boost, categories @ context.category_matrix))
-    for boost, match in matches:
-        if match.nnz:
-            match = match.tocsr()
-            row_boost = np.where(has_text, boost, 1.0).astype(np.float32)
-            match.data[:] = np.repeat(row_boost, np.diff(match.indptr))
-            extra = extra + match
+    if category_match is not None:
+        extra = extra + category_match
     empty = ~(has_text | has_categories | has_authors)
     weight = batch.trending_weight[start:stop].copy()
     weight[np.isnan(weight)] = params.trending_weight
@@ -114,13 +94,48 @@ def chunk_terms(
     )
 
 
+def _category_terms(
+    context: RankContext,
+    categories: sparse.csr_matrix,
+    has_categories: np.ndarray,
+    has_text: np.ndarray,
+    params: RankParams,
+) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix | None]:
+    """Category boosts of a block: the rows that get them as a small dense product and those
+    (s, m) boosts, or, with too many categories for a dense product, a sparse (c, m) matrix
+    to add to the other sparse terms (None when nothing matches).
+
+    Without a text profile a match IS the relevance (1.0), so a categories-only digest is
+    on-topic first; next to a text profile it is a boost. Any match counts once.
+    """
+    category_rows = np.zeros(0, dtype=np.int64)
+    category_boost = np.zeros((0, context.size), dtype=np.float32)
+    dense_categories = category_dense(context)
+    if dense_categories is None:  # the sparse path
+        match = categories @ context.category_matrix
+        if not match.nnz:
+            return category_rows, category_boost, None
+        match = match.tocsr()
+        row_boost = np.where(has_text, params.category_boost, 1.0).astype(np.float32)
+        match.data[:] = np.repeat(row_boost, np.diff(match.indptr))
+        return category_rows, category_boost, match
+    category_rows = np.flatnonzero(has_categories)
+    if len(category_rows):
+        follows = categories[category_rows].toarray()
+        category_boost = follows @ dense_categories  # (s, m): how many followed ones match
+        np.minimum(category_boost, 1.0, out=category_boost)
+        category_boost *= np.where(has_text[category_rows], params.category_boost, 1.0).astype(
+            np.float32
+        )[:, None]
+    return category_rows, category_boost, None
+
+
 def category_dense(context: RankContext) -> np.ndarray | None:
     """(categories, m) 0/1 float32, once per edition; None when that would exceed 16 MB."""
-    cached = context.__dict__.get("_category_dense", False)
-    if cached is False:
+    if "_category_dense" not in context.__dict__:
         c, m = context.category_matrix.shape
-        cached = (
+        context.__dict__["_category_dense"] = (
             context.category_matrix.toarray().astype(np.float32) if c * m <= 4_000_000 else None
         )
-        context.__dict__["_category_dense"] = cached
+    cached: np.ndarray | None = context.__dict__["_category_dense"]
     return cached

@@ -10,7 +10,7 @@ pass over the ids the profiles mention; no loop over subscriber x paper.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 
@@ -38,10 +38,14 @@ class ProfileBatch:
         """Rows with no usable signal at all: they get the pure trending digest."""
 
         def nnz(m: sparse.csr_matrix) -> np.ndarray:
-            return np.diff(m.indptr) > 0
+            filled: np.ndarray = np.diff(m.indptr) > 0
+            return filled
 
         has_likes = np.asarray((self.likes > 0).sum(axis=1)).ravel() > 0
-        return ~(nnz(self.interests) | has_likes | nnz(self.categories) | nnz(self.authors))
+        empty: np.ndarray = ~(
+            nnz(self.interests) | has_likes | nnz(self.categories) | nnz(self.authors)
+        )
+        return empty
 
 
 def _muted_columns(context: RankContext, word: str) -> list[int]:
@@ -58,7 +62,7 @@ def _muted_columns(context: RankContext, word: str) -> list[int]:
 
 
 def _id_matrix(
-    id_lists: Sequence[Iterable[str]], index: dict[str, int], width: int
+    id_lists: Sequence[Collection[str]], index: dict[str, int], width: int
 ) -> sparse.csr_matrix:
     """(n, width) 0/1 CSR: row r has a 1 at index[x] for each known id x of id_lists[r].
 

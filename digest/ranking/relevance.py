@@ -23,7 +23,7 @@ def relevance_block(context: RankContext, terms: ChunkTerms, params: RankParams)
     left[:, :-1] = terms.dense * dense_scale[:, None]
     left[:, -1] = -params.genericity_penalty * dense_scale * has_dense
     right = right_matrix(context)
-    relevance = left @ right.T
+    relevance: np.ndarray = left @ right.T
     m = relevance.shape[1]
     flat = relevance.reshape(-1)  # flat positions: 1-D fancy indexing is ~5x cheaper than 2-D
     extra = terms.sparse_relevance
@@ -63,4 +63,5 @@ def relevance_of(
         extra[terms.category_rows] += np.take_along_axis(
             terms.category_boost, safe[terms.category_rows], axis=1
         )
-    return (1.0 - terms.term_share)[:, None] * dense + extra
+    chosen: np.ndarray = (1.0 - terms.term_share)[:, None] * dense + extra
+    return chosen

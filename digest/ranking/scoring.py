@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
 from digest.ranking.calibration import score_chunk
 from digest.ranking.chunks import category_dense, chunk_terms
@@ -91,7 +92,17 @@ PICK_BLOCK = 256
 BLOCK = 1024  # rows scored at a time: the (block, m) score array stays small (8 MB)
 
 
-def _rank_rows(context, batch, start, stop, k, short, diversify, duplicates, params):
+def _rank_rows(
+    context: RankContext,
+    batch: ProfileBatch,
+    start: int,
+    stop: int,
+    k: int,
+    short: int,
+    diversify: bool,
+    duplicates: np.ndarray | sparse.csr_matrix,
+    params: RankParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Everything for rows [start, stop): profile terms, scores, exclusions, top-k, MMR.
 
     One call per block, run on worker threads: the sparse products of `chunk_terms`, the
