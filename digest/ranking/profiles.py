@@ -61,6 +61,26 @@ def _muted_columns(context: RankContext, word: str) -> list[int]:
     return sorted(columns)
 
 
+def _muted_matrix(profiles: Sequence[Profile], context: RankContext) -> sparse.csr_matrix | None:
+    """(n, m) 1 where a profile's muted word occurs in a candidate; None when nobody mutes."""
+    muted_rows: list[int] = []
+    muted_cols: list[int] = []
+    muted_cache: dict[str, list[int]] = {}
+    for r, p in enumerate(profiles):
+        for word in p.muted:  # rare: only subscribers who muted words
+            if word.strip():
+                if word not in muted_cache:
+                    muted_cache[word] = _muted_columns(context, word)
+                muted_rows.extend([r] * len(muted_cache[word]))
+                muted_cols.extend(muted_cache[word])
+    if not muted_rows:
+        return None
+    return sparse.csr_matrix(
+        (np.ones(len(muted_rows), dtype=np.float32), (muted_rows, muted_cols)),
+        shape=(len(profiles), context.size),
+    )
+
+
 def _id_matrix(
     id_lists: Sequence[Collection[str]], index: dict[str, int], width: int
 ) -> sparse.csr_matrix:
@@ -124,19 +144,9 @@ def build_batch(
     likes = _row_normalised(liked, 1.0)
     if disliked.nnz:
         likes = (likes + _row_normalised(disliked, -params.dislike_weight)).tocsr()
-    muted_rows, muted_cols = [], []
-    muted_cache: dict[str, list[int]] = {}
-    for r, p in enumerate(profiles):
-        for word in p.muted:  # rare: only subscribers who muted words
-            if word.strip():
-                if word not in muted_cache:
-                    muted_cache[word] = _muted_columns(context, word)
-                muted_rows.extend([r] * len(muted_cache[word]))
-                muted_cols.extend(muted_cache[word])
-    if muted_rows:
-        banned = banned + sparse.csr_matrix(
-            (np.ones(len(muted_rows), dtype=np.float32), (muted_rows, muted_cols)), shape=(n, m)
-        )
+    muted = _muted_matrix(profiles, context)
+    if muted is not None:
+        banned = banned + muted
     banned = banned.tocsr()
     banned.sum_duplicates()
     banned.data[:] = 1.0
