@@ -62,7 +62,7 @@ def _symbol(name: str) -> str | None:
     if name in _OPERATOR_NAMES:
         return name
     try:
-        text = _CONVERTER.latex_to_text("\\" + name)
+        text: str = _CONVERTER.latex_to_text("\\" + name)
     except Exception:  # pylatexenc raises on macros it cannot substitute alone
         return None
     if len(text) == 1 and text != "\\" and (not text.isascii() or text in "|'"):
@@ -184,7 +184,7 @@ def _text_part(source: str) -> str:
     if not _TEX_MARKS.search(source):
         return source
     try:
-        converted = _CONVERTER.latex_to_text(_BARE_PERCENT.sub(r"\\\1", source))
+        converted: str = _CONVERTER.latex_to_text(_BARE_PERCENT.sub(r"\\\1", source))
     except Exception:  # malformed TeX: show it as written rather than lose text
         return source
     return converted.replace("\xa0", " ")

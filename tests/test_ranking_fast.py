@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.preprocessing import normalize
 
-from digest.ranking import Candidate, Profile, RankParams, TextModel, rank_result, scoring
+from digest.ranking import Candidate, Profile, RankParams, TextModel, chunks, rank_result
 from digest.ranking.context import build_context
 from digest.ranking.profiles import build_batch
 from digest.ranking.topk import top_k, top_k_exact
@@ -87,7 +87,7 @@ def test_dense_category_boost_equals_the_sparse_path(monkeypatch):
         Profile("d"),
     ]
     dense = rank_result(papers, profiles, top_n=15)
-    monkeypatch.setattr(scoring, "_category_dense", lambda context: None)
+    monkeypatch.setattr(chunks, "category_dense", lambda context: None)
     sparse_path = rank_result(papers, profiles, top_n=15)
     np.testing.assert_array_equal(dense.columns, sparse_path.columns)
     np.testing.assert_allclose(dense.scores, sparse_path.scores, rtol=1e-6)

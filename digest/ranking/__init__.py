@@ -6,8 +6,12 @@ Modules, one job each:
     trending   per-paper community signal, once per edition
     context    the edition's candidate/pool vectors and incidences, built once
     profiles   ProfileBatch: all subscribers' profiles as sparse matrices
-    scoring    chunked GEMM + sparse corrections + top-k for all subscribers at once
+    scoring    all subscribers at once, block by block on threads: top-k, MMR, RankResult
+    chunks     what a block of rows brings: profile vectors, term share, weights, boosts
+    relevance  a block's raw relevance (one GEMM + sparse corrections), or chosen papers'
+    calibration  each row's relevance on its own scale, trending blended, followed lifted
     topk       threshold top-k; diversity: MMR against near-duplicates; explain: reasons
+    semantic   the embedding backend (encoder, embeddings, reduction: its parts)
     compose    minimum relevance + labelled trending fill, for emails
 
 Public API (used by editions.py, `digest rank` and the web app alike):

@@ -2,7 +2,7 @@
 
 `rank` answers "the top N by final score". An email also has to be honest about weak days: a
 pick is a match (kind="match") when its relevance is positive and at least `min_share` of the
-subscriber's own reference relevance (the calibrated scale of scoring.score_chunk: the
+subscriber's own reference relevance (the calibrated scale of calibration.score_chunk: the
 subscriber's few best papers of the day sit near 1). Only when fewer than N papers of the
 subscriber's field are there does the rest of the digest come from the edition's trending
 order (kind="trending"), and only papers with a community signal (upvotes, stars, our readers'

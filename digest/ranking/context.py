@@ -6,7 +6,7 @@ signal, category and author incidence, and which candidates have a near-duplicat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -21,7 +21,7 @@ from digest.ranking.vectors import PaperVectors, TextBackend, fit_for
 
 
 def _incidence(
-    values: Sequence[Sequence[str]], normalise=str.lower
+    values: Sequence[Sequence[str]], normalise: Callable[[str], str] = str.lower
 ) -> tuple[dict[str, int], sparse.csr_matrix]:
     """(vocabulary, (terms, papers) 0/1 matrix) for per-paper lists such as categories."""
     vocab: dict[str, int] = {}
@@ -81,7 +81,8 @@ class RankContext:
     @cached_property
     def vocabulary(self) -> list[str]:
         """The model's terms as Python strings (numpy string scalars are slow to handle)."""
-        return self.model.terms.tolist()
+        terms: list[str] = self.model.terms.tolist()
+        return terms
 
 
 def _inverse(vocab: dict[str, int]) -> list[str]:

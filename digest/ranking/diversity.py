@@ -59,6 +59,7 @@ def similarity_block(
     r, s = safe.shape
     left = np.repeat(safe, s, axis=1).ravel()
     right = np.tile(safe, (1, s)).ravel()
+    sim: np.ndarray
     if isinstance(duplicates, np.ndarray):
         sim = duplicates[left, right]
     else:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
 from digest.ranking.context import RankContext, _author_key
 from digest.ranking.profiles import ProfileBatch
 from digest.ranking.types import Candidate, Pick
+from digest.ranking.vectors import TextModel
 from digest.texts import unicode_text
 
 CLOSE_TO = 0.3  # dense cosine above which "close to <liked paper>" is a fair statement
@@ -132,7 +134,8 @@ class _PaperPhrases:
     """
 
     def __init__(self, context: RankContext) -> None:
-        model = getattr(context.model, "base", context.model)
+        # The semantic backend keeps its TF-IDF model as `base`.
+        model = cast(TextModel, getattr(context.model, "base", context.model))
         vectorizer = model.vectorizer
         self.pattern = re.compile(vectorizer.token_pattern)
         self.stop = vectorizer.get_stop_words() or frozenset()
@@ -279,14 +282,14 @@ def explain_rows(
     scale: np.ndarray,
 ) -> list[list[Pick]]:
     """`Pick`s with reasons for the given batch rows; columns/scores/relevance are (n, k)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
+    picked = np.asarray(rows, dtype=np.int64)
+    if len(picked) == 0:
         return []
-    cols = columns[rows]
+    cols = columns[picked]
     valid = cols >= 0
     pair_row, pair_slot = np.nonzero(valid)
     pair_col = cols[pair_row, pair_slot].astype(np.int64)
-    words = matched_term_lists(context, batch, rows, pair_row, pair_col)
+    words = matched_term_lists(context, batch, picked, pair_row, pair_col)
 
     likes = batch.likes
     cat_ptr, cat_idx = batch.categories.indptr, batch.categories.indices
@@ -296,14 +299,14 @@ def explain_rows(
     pool_dense, cand_dense = context.pool_vectors.dense, context.vectors.dense
     candidates, pool = context.candidates, context.pool
     # Python floats for the whole block at once (numpy scalar access costs ~0.3 us each).
-    pair_score = scores[rows[pair_row], pair_slot].tolist()
-    pair_relevance = relevance[rows[pair_row], pair_slot].tolist()
+    pair_score = scores[picked[pair_row], pair_slot].tolist()
+    pair_relevance = relevance[picked[pair_row], pair_slot].tolist()
     pair_trend = context.trend[pair_col].tolist()
-    bounds = np.searchsorted(pair_row, np.arange(len(rows) + 1)).tolist()
+    bounds = np.searchsorted(pair_row, np.arange(len(picked) + 1)).tolist()
     pair_col_list = pair_col.tolist()
     short_titles: dict[int, str] = {}
     out: list[list[Pick]] = []
-    for r, i in enumerate(rows.tolist()):
+    for r, i in enumerate(picked.tolist()):
         first, last = bounds[r], bounds[r + 1]
         lo, hi = likes.indptr[i], likes.indptr[i + 1]
         liked = likes.indices[lo:hi][likes.data[lo:hi] > 0]
@@ -325,39 +328,66 @@ def explain_rows(
             paper = candidates[pair_col_list[p]]
             rel, trending = pair_relevance[p], pair_trend[p]
             relevance_part, trending_part = (1 - w) * rel * relevance_scale, w * trending
-            reasons: list[str] = []
-            if followed_authors:
-                followed = [a for a in paper.authors if _author_key(a) in followed_authors]
-                if followed:
-                    reasons.append(f"by {unicode_text(followed[0])}, whom you follow")
             closest = None
             if nearest:
                 k = nearest[p - first]
                 closest = short_titles.get(k)
                 if closest is None:
                     closest = short_titles[k] = _short(pool[k].title)
-                if close[p - first]:
-                    reasons.append(f"close to “{closest}”")
-            if words[p] and relevance_part > 0:
-                reasons.append("matches: " + ", ".join(words[p]))
-            if followed_cats and len(reasons) < 2:
-                matched_cats = [c for c in paper.categories if c.lower() in followed_cats]
-                if matched_cats:
-                    reasons.append(f"in {matched_cats[0]}, a category you follow")
-            if trending_part > 0 and (trending_part >= relevance_part or not reasons):
-                trending_why = trending_reason(paper)
-                if trending_why:
-                    reasons.append(trending_why)
-            if not reasons:
-                # Neither signal stands out (a weak day): say which liked paper is nearest, or
-                # that the interest text is near in the dense view (LSA or embeddings) though
-                # no term of it occurs in the paper.
-                if closest is not None:
-                    reasons.append(f"nearest to “{closest}”")
-                elif has_interests and relevance_part > 0:
-                    reasons.append("related to your interests")
-                else:
-                    reasons.append("new today")
-            picks.append(Pick(paper.id, pair_score[p], rel, trending, "; ".join(reasons[:3])))
+            why = _reasons(
+                paper,
+                followed_authors=followed_authors,
+                closest=closest,
+                is_close=bool(nearest) and close[p - first],
+                words=words[p],
+                followed_categories=followed_cats,
+                has_interests=has_interests,
+                relevance_part=relevance_part,
+                trending_part=trending_part,
+            )
+            picks.append(Pick(paper.id, pair_score[p], rel, trending, why))
         out.append(picks)
     return out
+
+
+def _reasons(
+    paper: Candidate,
+    *,
+    followed_authors: set[str],
+    closest: str | None,
+    is_close: bool,
+    words: list[str],
+    followed_categories: set[str],
+    has_interests: bool,
+    relevance_part: float,
+    trending_part: float,
+) -> str:
+    """Why a pick is in the digest, at most three reasons, strongest signals first."""
+    reasons: list[str] = []
+    if followed_authors:
+        followed = [a for a in paper.authors if _author_key(a) in followed_authors]
+        if followed:
+            reasons.append(f"by {unicode_text(followed[0])}, whom you follow")
+    if closest is not None and is_close:
+        reasons.append(f"close to “{closest}”")
+    if words and relevance_part > 0:
+        reasons.append("matches: " + ", ".join(words))
+    if followed_categories and len(reasons) < 2:
+        matched_cats = [c for c in paper.categories if c.lower() in followed_categories]
+        if matched_cats:
+            reasons.append(f"in {matched_cats[0]}, a category you follow")
+    if trending_part > 0 and (trending_part >= relevance_part or not reasons):
+        trending_why = trending_reason(paper)
+        if trending_why:
+            reasons.append(trending_why)
+    if not reasons:
+        # Neither signal stands out (a weak day): say which liked paper is nearest, or
+        # that the interest text is near in the dense view (LSA or embeddings) though
+        # no term of it occurs in the paper.
+        if closest is not None:
+            reasons.append(f"nearest to “{closest}”")
+        elif has_interests and relevance_part > 0:
+            reasons.append("related to your interests")
+        else:
+            reasons.append("new today")
+    return "; ".join(reasons[:3])

@@ -43,7 +43,8 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, axis=-1, keepdims=True)
-    return centred / np.sqrt(var + eps) * weight + bias
+    normed: np.ndarray = centred / np.sqrt(var + eps) * weight + bias
+    return normed
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
@@ -64,7 +65,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
         )
     )
     y = 1.0 - poly * np.exp(-a * a)
-    return np.copysign(y, x)
+    signed: np.ndarray = np.copysign(y, x)
+    return signed
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -125,7 +127,8 @@ class MiniLM:
         """(b, t) token ids and 0/1 mask -> (b, 384) unit sentence vectors."""
         b, t = ids.shape
         hidden = self.word[ids] + self.position[:t] + self.token_type
-        x = _layer_norm(hidden, *self.emb_norm, self.eps).reshape(b * t, -1)
+        # (b * t, d) through the layers, (b, t, d) for pooling.
+        x: np.ndarray = _layer_norm(hidden, *self.emb_norm, self.eps).reshape(b * t, -1)
         d = x.shape[1]
         head = d // self.heads
         scale = np.float32(1.0 / np.sqrt(head))
@@ -148,7 +151,8 @@ class MiniLM:
         summed = np.einsum("btd,bt->bd", x, mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
 
     def embed(self, texts: Sequence[str], batch_size: int = BATCH) -> np.ndarray:
         """(n, 384) float32 unit vectors, in the order of `texts`."""

@@ -10,7 +10,7 @@ pass over the ids the profiles mention; no loop over subscriber x paper.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 
@@ -38,10 +38,14 @@ class ProfileBatch:
         """Rows with no usable signal at all: they get the pure trending digest."""
 
         def nnz(m: sparse.csr_matrix) -> np.ndarray:
-            return np.diff(m.indptr) > 0
+            filled: np.ndarray = np.diff(m.indptr) > 0
+            return filled
 
         has_likes = np.asarray((self.likes > 0).sum(axis=1)).ravel() > 0
-        return ~(nnz(self.interests) | has_likes | nnz(self.categories) | nnz(self.authors))
+        empty: np.ndarray = ~(
+            nnz(self.interests) | has_likes | nnz(self.categories) | nnz(self.authors)
+        )
+        return empty
 
 
 def _muted_columns(context: RankContext, word: str) -> list[int]:
@@ -57,8 +61,28 @@ def _muted_columns(context: RankContext, word: str) -> list[int]:
     return sorted(columns)
 
 
+def _muted_matrix(profiles: Sequence[Profile], context: RankContext) -> sparse.csr_matrix | None:
+    """(n, m) 1 where a profile's muted word occurs in a candidate; None when nobody mutes."""
+    muted_rows: list[int] = []
+    muted_cols: list[int] = []
+    muted_cache: dict[str, list[int]] = {}
+    for r, p in enumerate(profiles):
+        for word in p.muted:  # rare: only subscribers who muted words
+            if word.strip():
+                if word not in muted_cache:
+                    muted_cache[word] = _muted_columns(context, word)
+                muted_rows.extend([r] * len(muted_cache[word]))
+                muted_cols.extend(muted_cache[word])
+    if not muted_rows:
+        return None
+    return sparse.csr_matrix(
+        (np.ones(len(muted_rows), dtype=np.float32), (muted_rows, muted_cols)),
+        shape=(len(profiles), context.size),
+    )
+
+
 def _id_matrix(
-    id_lists: Sequence[Iterable[str]], index: dict[str, int], width: int
+    id_lists: Sequence[Collection[str]], index: dict[str, int], width: int
 ) -> sparse.csr_matrix:
     """(n, width) 0/1 CSR: row r has a 1 at index[x] for each known id x of id_lists[r].
 
@@ -120,19 +144,9 @@ def build_batch(
     likes = _row_normalised(liked, 1.0)
     if disliked.nnz:
         likes = (likes + _row_normalised(disliked, -params.dislike_weight)).tocsr()
-    muted_rows, muted_cols = [], []
-    muted_cache: dict[str, list[int]] = {}
-    for r, p in enumerate(profiles):
-        for word in p.muted:  # rare: only subscribers who muted words
-            if word.strip():
-                if word not in muted_cache:
-                    muted_cache[word] = _muted_columns(context, word)
-                muted_rows.extend([r] * len(muted_cache[word]))
-                muted_cols.extend(muted_cache[word])
-    if muted_rows:
-        banned = banned + sparse.csr_matrix(
-            (np.ones(len(muted_rows), dtype=np.float32), (muted_rows, muted_cols)), shape=(n, m)
-        )
+    muted = _muted_matrix(profiles, context)
+    if muted is not None:
+        banned = banned + muted
     banned = banned.tocsr()
     banned.sum_duplicates()
     banned.data[:] = 1.0

@@ -9,7 +9,7 @@ For a block of c subscribers against m candidates the final score is
               + category_boost * [category match]
 
 and papers by a followed author are then lifted above the row's every other paper (see
-`_lead_followed`), on the calibrated scale: a followed author's new paper is always first.
+digest.ranking.calibration), on the calibrated scale: a followed author's new paper is always first.
 
 The dense part, its genericity correction and the whole trending blend are folded into ONE
 float32 GEMM by appending two columns: A = [(1-a)(1-w) z, -(1-a)(1-w) b, w] and
@@ -23,7 +23,7 @@ short list holds near-duplicates, and reasons are built on demand for blocks of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,273 +31,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from digest.ranking.calibration import score_chunk
+from digest.ranking.chunks import category_dense, chunk_terms
 from digest.ranking.context import RankContext
 from digest.ranking.diversity import mmr_rows, rows_needing_mmr
 from digest.ranking.explain import explain_rows
 from digest.ranking.profiles import ProfileBatch
+from digest.ranking.relevance import relevance_of, right_matrix
 from digest.ranking.topk import top_k
 from digest.ranking.types import Pick, RankParams
-
-
-def _normalise_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)
-    return x
-
-
-def _row_scale(matrix: sparse.csr_matrix, factors: np.ndarray) -> sparse.csr_matrix:
-    out = matrix.copy()
-    out.data *= np.repeat(factors, np.diff(out.indptr)).astype(out.data.dtype)
-    return out
-
-
-@dataclass
-class ChunkTerms:
-    """Per-row quantities of one block of rows, kept to score and to explain."""
-
-    dense: np.ndarray  # (c, d) unit profile vectors (zero rows: no text profile)
-    term_share: np.ndarray  # (c,) a
-    weight: np.ndarray  # (c,) w
-    sparse_relevance: sparse.csr_matrix  # (c, m) interest terms + author (+ category) boosts
-    # Category boosts as a small dense product, for the rows that follow categories:
-    category_rows: np.ndarray  # (s,) row numbers within the block
-    category_boost: np.ndarray  # (s, m) boost * [any followed category matches], or (0, m)
-    followed: sparse.csr_matrix  # (c, m) 1 where a followed author wrote the paper
-    # Set by score_chunk: the raw relevance that lifted each followed paper to the top.
-    followed_relevance: sparse.csr_matrix | None = None
-
-
-def chunk_terms(
-    context: RankContext, batch: ProfileBatch, start: int, stop: int, params: RankParams
-) -> ChunkTerms:
-    likes = batch.likes[start:stop]
-    interests = batch.interests[start:stop]
-    has_interest = np.diff(interests.indptr) > 0
-    positive = np.concatenate(([0], np.cumsum(likes.data > 0)))  # liked, not disliked
-    n_likes = positive[likes.indptr[1:]] - positive[likes.indptr[:-1]]
-    has_likes = n_likes > 0
-    # Likes: signed mean of liked minus disliked paper vectors; interest: its projection.
-    z_likes = _normalise_rows(np.asarray(likes @ context.pool_vectors.dense, dtype=np.float32))
-    # Next to stated interests, likes earn weight as they accumulate (n / (n + prior)): a
-    # first day's few clicks refine the interest text instead of replacing it.
-    trust = np.where(has_interest, n_likes / (n_likes + params.likes_prior), 1.0)
-    z = _normalise_rows(
-        z_likes * trust[:, None].astype(np.float32) + context.model.project(interests)
-    )
-    # Exact interest terms keep their share of the text score in the same proportion.
-    term_share = params.interest_term_share * has_interest * (1.0 - trust / 2)
-    if interests.nnz:
-        extra = _row_scale(
-            (interests @ context.tfidf_by_term).tocsr(), term_share.astype(np.float32)
-        )
-    else:
-        extra = sparse.csr_matrix((stop - start, context.size), dtype=np.float32)
-    categories = batch.categories[start:stop]
-    has_categories = np.diff(categories.indptr) > 0
-    has_authors = np.diff(batch.authors[start:stop].indptr) > 0
-    has_text = has_interest | has_likes
-    # Without a text profile a match IS the relevance (1.0), so a categories-only digest is
-    # on-topic first; next to a text profile it is a boost. Any match counts once.
-    dense_categories = _category_dense(context)
-    category_rows = (
-        np.flatnonzero(has_categories)
-        if dense_categories is not None
-        else np.zeros(0, dtype=np.int64)
-    )
-    category_boost = np.zeros((0, context.size), dtype=np.float32)
-    if len(category_rows):
-        follows = categories[category_rows].toarray()
-        category_boost = follows @ dense_categories  # (s, m): how many followed ones match
-        np.minimum(category_boost, 1.0, out=category_boost)
-        category_boost *= np.where(has_text[category_rows], params.category_boost, 1.0).astype(
-            np.float32
-        )[:, None]
-    followed = (batch.authors[start:stop] @ context.author_matrix).tocsr()
-    followed.sum_duplicates()
-    followed.data[:] = 1.0
-    matches = []
-    if dense_categories is None:  # too many categories for a dense product: sparse path
-        matches.append((params.category_boost, categories @ context.category_matrix))
-    for boost, match in matches:
-        if match.nnz:
-            match = match.tocsr()
-            row_boost = np.where(has_text, boost, 1.0).astype(np.float32)
-            match.data[:] = np.repeat(row_boost, np.diff(match.indptr))
-            extra = extra + match
-    empty = ~(has_text | has_categories | has_authors)
-    weight = batch.trending_weight[start:stop].copy()
-    weight[np.isnan(weight)] = params.trending_weight
-    weight = np.clip(weight, 0.0, 1.0)
-    weight[empty] = 1.0
-    return ChunkTerms(
-        z,
-        term_share,
-        weight,
-        extra.tocsr().astype(np.float32),
-        category_rows,
-        category_boost,
-        followed.astype(np.float32),
-    )
-
-
-def _category_dense(context: RankContext) -> np.ndarray | None:
-    """(categories, m) 0/1 float32, once per edition; None when that would exceed 16 MB."""
-    cached = context.__dict__.get("_category_dense", False)
-    if cached is False:
-        c, m = context.category_matrix.shape
-        cached = (
-            context.category_matrix.toarray().astype(np.float32) if c * m <= 4_000_000 else None
-        )
-        context.__dict__["_category_dense"] = cached
-    return cached
-
-
-def score_chunk(
-    context: RankContext, terms: ChunkTerms, banned: sparse.csr_matrix, params: RankParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """(c, m) float32 final scores (banned papers -inf) and (c,) each row's relevance scale.
-
-    Relevance and trending live on different scales: a subscriber's relevance is a cosine-like
-    number whose size depends on the profile (a long library, a short phrase, categories
-    only), trending is in [0, 1]. Each row's relevance is therefore divided by its own
-    reference, the CALIBRATION_RANK-th best relevance among the row's candidates (never below
-    params.relevance_floor, so a day with nothing near the profile does not blow noise up to
-    "1.0"): the subscriber's few best papers sit near 1 whatever the profile, and trending, at
-    most the trending weight, lifts papers among the relevant ones instead of replacing them.
-    Within a row the scaling is monotone, so with no trending signal the order is unchanged.
-    """
-    relevance = _relevance_block(context, terms, params)
-    m = relevance.shape[1]
-    flat = relevance.reshape(-1)
-    positions = np.zeros(0, dtype=np.int64)
-    if banned.nnz:
-        rows = np.repeat(np.arange(banned.shape[0]), np.diff(banned.indptr))
-        positions = rows * m + banned.indices
-        flat[positions] = -np.inf  # never a row's reference
-    scale = _relevance_scale(relevance, params)
-    flat[positions] = 0.0  # (-inf * a zero weight would be NaN)
-    keep = (1.0 - terms.weight).astype(np.float32)
-    scores = relevance
-    scores *= (keep * scale)[:, None]
-    scores += terms.weight.astype(np.float32)[:, None] * context.trend.astype(np.float32)[None, :]
-    flat[positions] = -np.inf
-    _lead_followed(scores, terms, scale, params)
-    return scores, scale
-
-
-def _lead_followed(
-    scores: np.ndarray, terms: ChunkTerms, scale: np.ndarray, params: RankParams
-) -> None:
-    """Lift each row's followed-author papers above all its other papers, in place.
-
-    A fixed boost cannot promise that: relevance is divided by the row's reference, so a boost
-    that wins for one profile loses for another. The lift is per row: the gap between the
-    row's best score and its lowest followed paper, plus `author_lead` calibrated units. The
-    reference (scale) is taken before the lift, so following a prolific author does not push
-    the subscriber's other matches under the match threshold. The same lift, in raw relevance
-    units, is kept in `terms.followed_relevance` so that the picks' relevance agrees.
-    """
-    followed = terms.followed
-    c, m = scores.shape
-    if not followed.nnz:
-        terms.followed_relevance = followed
-        return
-    rows = np.repeat(np.arange(c), np.diff(followed.indptr))
-    positions = rows * m + followed.indices
-    flat = scores.reshape(-1)
-    values = flat[positions]
-    finite = np.isfinite(values)
-    low = np.full(c, np.inf, dtype=np.float32)
-    np.minimum.at(low, rows[finite], values[finite])
-    best = np.full(c, -np.inf, dtype=np.float32)
-    following = np.unique(rows)  # only these rows' maxima are needed
-    best[following] = scores[following].max(axis=1)
-    keep = np.maximum(1.0 - terms.weight, 1e-3).astype(np.float32)
-    gap = np.where(np.isfinite(low) & np.isfinite(best), best - low, 0.0)
-    lift = (np.maximum(gap, 0.0) + keep * params.author_lead).astype(np.float32)
-    flat[positions] += lift[rows]  # -inf (banned) stays -inf
-    lifted = followed.copy()
-    lifted.data = (lift / (keep * scale))[rows].astype(np.float32)
-    terms.followed_relevance = lifted
-
-
-# The relevance of a row's 3rd best candidate is its reference: one near-copy of a liked paper
-# does not set the scale for the rest.
-CALIBRATION_RANK = 3
-
-
-def _relevance_scale(relevance: np.ndarray, params: RankParams) -> np.ndarray:
-    """(c,) float32: 1 / max(the row's CALIBRATION_RANK-th best relevance, floor).
-
-    Found by taking out each row's best value CALIBRATION_RANK - 1 times (argmax passes, then
-    put back): ~10x cheaper than np.partition over the whole block, which cost a third of
-    the ranking time."""
-    c, m = relevance.shape
-    if m == 0:
-        return np.ones(c, dtype=np.float32)
-    rows = np.arange(c)
-    taken: list[tuple[np.ndarray, np.ndarray]] = []
-    for _ in range(min(CALIBRATION_RANK, m) - 1):
-        best = relevance.argmax(axis=1)
-        taken.append((best, relevance[rows, best].copy()))
-        relevance[rows, best] = -np.inf
-    kth = relevance.max(axis=1)
-    for best, values in reversed(taken):
-        relevance[rows, best] = values
-    kth = np.where(np.isfinite(kth), kth, 0.0)
-    return (1.0 / np.maximum(kth, params.relevance_floor)).astype(np.float32)
-
-
-def _relevance_block(context: RankContext, terms: ChunkTerms, params: RankParams) -> np.ndarray:
-    """(c, m) float32 raw relevance: the dense profile, its genericity correction, exact
-    interest terms and the category/author boosts."""
-    dense_scale = (1.0 - terms.term_share).astype(np.float32)
-    has_dense = (np.abs(terms.dense).sum(axis=1) > 0).astype(np.float32)
-    left = np.empty((len(dense_scale), terms.dense.shape[1] + 1), dtype=np.float32)
-    left[:, :-1] = terms.dense * dense_scale[:, None]
-    left[:, -1] = -params.genericity_penalty * dense_scale * has_dense
-    right = _right_matrix(context)
-    relevance = left @ right.T
-    m = relevance.shape[1]
-    flat = relevance.reshape(-1)  # flat positions: 1-D fancy indexing is ~5x cheaper than 2-D
-    extra = terms.sparse_relevance
-    if extra.nnz:
-        rows = np.repeat(np.arange(extra.shape[0]), np.diff(extra.indptr))
-        # canonical CSR has no repeated (row, col), so += on fancy indices is exact
-        flat[rows * m + extra.indices] += extra.data
-    if len(terms.category_rows):
-        relevance[terms.category_rows] += terms.category_boost
-    return relevance
-
-
-def _right_matrix(context: RankContext) -> np.ndarray:
-    cached = getattr(context, "_right", None)
-    if cached is None:
-        v = context.vectors
-        cached = np.ascontiguousarray(np.hstack([v.dense, v.genericity[:, None]]), dtype=np.float32)
-        context._right = cached  # type: ignore[attr-defined]  # built once per edition
-    return cached
-
-
-def relevance_of(
-    context: RankContext, terms: ChunkTerms, columns: np.ndarray, params: RankParams
-) -> np.ndarray:
-    """Relevance of the chosen (row, column) pairs only, recomputed exactly."""
-    safe = np.where(columns >= 0, columns, 0)
-    y = context.vectors.dense[safe]  # (c, k, d)
-    dense = np.einsum("cd,ckd->ck", terms.dense, y)
-    has_dense = np.abs(terms.dense).sum(axis=1) > 0
-    dense -= params.genericity_penalty * context.vectors.genericity[safe] * has_dense[:, None]
-    rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
-    extra = np.asarray(terms.sparse_relevance[rows, safe.ravel()]).reshape(columns.shape)
-    if terms.followed_relevance is not None and terms.followed_relevance.nnz:
-        lifted = terms.followed_relevance[rows, safe.ravel()]
-        extra = extra + np.asarray(lifted).reshape(columns.shape)
-    if len(terms.category_rows):
-        extra[terms.category_rows] += np.take_along_axis(
-            terms.category_boost, safe[terms.category_rows], axis=1
-        )
-    return (1.0 - terms.term_share)[:, None] * dense + extra
 
 
 @dataclass
@@ -350,7 +92,17 @@ PICK_BLOCK = 256
 BLOCK = 1024  # rows scored at a time: the (block, m) score array stays small (8 MB)
 
 
-def _rank_rows(context, batch, start, stop, k, short, diversify, duplicates, params):
+def _rank_rows(
+    context: RankContext,
+    batch: ProfileBatch,
+    start: int,
+    stop: int,
+    k: int,
+    short: int,
+    diversify: bool,
+    duplicates: np.ndarray | sparse.csr_matrix,
+    params: RankParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Everything for rows [start, stop): profile terms, scores, exclusions, top-k, MMR.
 
     One call per block, run on worker threads: the sparse products of `chunk_terms`, the
@@ -404,8 +156,8 @@ def rank_batch(
         else context.duplicates
     )
     # Per-edition arrays, built once before the threads share them.
-    _right_matrix(context)
-    _category_dense(context)
+    right_matrix(context)
+    category_dense(context)
     _ = context.tfidf_by_term
     # BLAS is limited to one thread meanwhile so that the two levels do not fight over cores.
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool, _one_blas_thread(threads):
@@ -424,7 +176,7 @@ def rank_batch(
 
 
 @contextmanager
-def _one_blas_thread(threads: int):
+def _one_blas_thread(threads: int) -> Iterator[None]:
     if threads <= 1:
         yield
         return

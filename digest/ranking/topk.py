@@ -83,7 +83,14 @@ def _descending_bits(values: np.ndarray) -> np.ndarray:
     return (~ascending).astype(np.uint64)
 
 
-def _best_survivors(values, rows, cols, good, counts, k):
+def _best_survivors(
+    values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    good: np.ndarray,
+    counts: np.ndarray,
+    k: int,
+) -> np.ndarray:
     """(good rows, k) columns: each good row's survivors sorted by score (ties: lower column).
 
     Row, score and column are packed into one uint64 and sorted once (a 1-D integer sort is

@@ -23,7 +23,8 @@ WEIGHTS = {"upvotes": 1.0, "velocity": 0.5, "stars": 0.3, "liked_by": 0.7}
 def _scaled(values: np.ndarray) -> np.ndarray:
     signal = np.log1p(np.maximum(values, 0.0))
     top = signal.max(initial=0.0)
-    return signal / top if top > 0 else signal
+    scaled: np.ndarray = signal / top if top > 0 else signal
+    return scaled
 
 
 def _age_days(published: datetime | None, now: datetime) -> float:

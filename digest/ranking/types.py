@@ -72,13 +72,13 @@ class RankParams:
     # Rocchio-style "specificity" correction: similarity to the corpus centroid is subtracted,
     # so generic papers stop outranking the ones specific to the profile (+4-6 points P@10).
     genericity_penalty: float = 0.5
-    # Likes needed to weigh as much as the interest text (see scoring.chunk_terms).
+    # Likes needed to weigh as much as the interest text (see chunks.chunk_terms).
     likes_prior: float = 10.0
     category_boost: float = 0.3
     # Calibrated units (a row's 3rd best paper is 1) by which a followed author's papers sit
-    # above the row's best other paper: followed authors rank first (scoring._lead_followed).
+    # above the row's best other paper: followed authors rank first (calibration._lead_followed).
     author_lead: float = 1.0
-    # Relevance below which a row's reference is not taken (scoring.score_chunk): on a day with
+    # Relevance below which a row's reference is not taken (calibration.score_chunk): on a day with
     # nothing near the profile, the best of the noise is not scaled up to a "relevant" 1.0.
     relevance_floor: float = 0.1
     # Trending: half-life of the recency decay, in days (None: no decay).

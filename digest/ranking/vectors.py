@@ -49,6 +49,13 @@ class PaperVectors:
     genericity: np.ndarray  # (n,) float32: cosine of each dense row with the corpus centroid
 
 
+def normalise_rows(x: np.ndarray) -> np.ndarray:
+    """Rows of `x` scaled to unit length in place; zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
+
+
 class TextBackend(Protocol):
     """What the context, profiles and scoring use of a text model (TextModel, SemanticModel).
 
@@ -105,9 +112,8 @@ class TextModel:
         """
         if keys is not None and len(keys) != len(texts):
             raise ValueError("keys and texts differ in length")
-        pairs = [
-            (k, t) for k, t in zip(keys or [None] * len(texts), texts, strict=True) if t.strip()
-        ]
+        ids: Sequence[str | None] = keys or [None] * len(texts)
+        pairs = [(k, t) for k, t in zip(ids, texts, strict=True) if t.strip()]
         texts = [t for _, t in pairs] or ["empty"]
         small = len(texts) < MIN_DOCS_FOR_LSA
         vectorizer = TfidfVectorizer(
@@ -138,7 +144,7 @@ class TextModel:
         model.centroid = (centroid / norm if norm > 0 else centroid).astype(np.float32)
         if keys is not None and pairs:
             model._cache = (
-                {k: i for i, (k, _) in enumerate(pairs)},
+                {k: i for i, (k, _) in enumerate(pairs) if k is not None},
                 PaperVectors(
                     normalize(matrix).astype(np.float32).tocsr(),
                     dense,
