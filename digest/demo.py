@@ -18,7 +18,7 @@ from digest import bootstrap
 from digest.db import session_scope, upgrade
 from digest.models import utcnow
 from digest.settings import Settings, SmtpSettings, WebSettings
-from digest.sink import SinkHandler, SmtpSink
+from digest.smtpd.sink import SinkHandler, SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.usecases import editions
 from digest.usecases.ingest import ingest_file

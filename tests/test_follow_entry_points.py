@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Subscriber
-from digest.sink import SmtpSink, free_port
+from digest.smtpd.sink import SmtpSink, free_port
 from digest.usecases.inbound import InboundServer
 from tests.test_admin_cli import run
 from tests.test_inbound import digest_reader, reply_address

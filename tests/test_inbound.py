@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from digest.bootstrap import Services
 from digest.models import Delivery, Edition, Feedback, Subscriber, utcnow
-from digest.sink import SmtpSink, free_port
+from digest.smtpd.sink import SmtpSink, free_port
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
 from digest.usecases.inbound import InboundServer, parse_commands

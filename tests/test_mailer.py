@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from digest.mailer import SmtpConnection
 from digest.settings import SmtpSettings
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 
 HEADERS = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: dots\r\n\r\n"
 

@@ -6,7 +6,6 @@ Checks read and connect but never send: the SMTP check stops after EHLO, STARTTL
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -17,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from digest.db import current_revision, make_engine
+from digest.mailer import client_context
 from digest.models import FeedState
 from digest.placeholders import find_placeholders
 from digest.settings import Settings
@@ -141,7 +141,7 @@ async def _smtp_probe(settings: Settings) -> str:
         timeout=min(s.timeout_s, 10.0),
         use_tls=s.tls == "tls",
         start_tls=False,
-        tls_context=ssl.create_default_context() if s.tls != "none" else None,
+        tls_context=client_context(s),
     )
     await client.connect()
     steps = ["connected"]

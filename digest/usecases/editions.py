@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from digest import timetable
 from digest.bootstrap import Services
-from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
+from digest.mailer import RateLimiter, RelayBreaker, SendOutcome
 from digest.models import Delivery, Edition, Subscriber, utcnow
 from digest.render import message_id
 from digest.store import deliveries as ledger
@@ -228,7 +228,7 @@ class _Run:
 
         async def one_connection() -> None:
             smtp = self.services.settings.smtp
-            connection = SmtpConnection(smtp)
+            connection = self.services.smtp_connection()
             pause = ConnectionPause(
                 base_s=smtp.relay_backoff_base_s, max_s=smtp.relay_backoff_max_s
             )

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from digest.bootstrap import Services
-from digest.mailer import SendOutcome, SmtpConnection
+from digest.mailer import SendOutcome
 from digest.models import Edition, Subscriber, utcnow
 from digest.render import RenderedDigest, message_id
 from digest.store import subscribers as subscriber_store
@@ -67,7 +67,7 @@ async def send_test_digest(
         now=now,
         is_test=True,
     )
-    connection = SmtpConnection(services.settings.smtp)
+    connection = services.smtp_connection()
     try:
         return await connection.send(
             sender=services.settings.email.from_address, recipient=to, message=raw

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.bootstrap import Services
-from digest.mailer import SendOutcome, SmtpConnection
+from digest.mailer import SendOutcome
 from digest.models import Consent, Feedback, Paper, Subscriber, utcnow
 from digest.render import build_message
 from digest.store import subscribers as subscriber_store
@@ -280,7 +280,7 @@ def _request_kind(session: Session, email: str) -> str | None:
 
 
 async def send_mail(services: Services, mail: OutgoingMail) -> SendOutcome:
-    connection = SmtpConnection(services.settings.smtp)
+    connection = services.smtp_connection()
     try:
         return await connection.send(
             sender=services.settings.email.from_address, recipient=mail.recipient, message=mail.raw
