@@ -178,3 +178,25 @@ def statuses(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
     result = {subscriber_id: status for subscriber_id, status in rows}
     session.commit()
     return result
+
+
+def sent_count(session: Session, *, since: datetime, until: datetime) -> int:
+    """Messages sent in (since, until]: the denominator of the complaint rate."""
+    query = select(func.count()).where(
+        col(Delivery.sent_at) > since, col(Delivery.sent_at) <= until
+    )
+    return int(session.exec(query).one())
+
+
+def latest_sent(
+    session: Session, subscriber_id: int, edition_id: int | None = None
+) -> tuple[int | None, list[str]]:
+    """(edition id, paper keys in digest order) of the subscriber's latest sent digest, of
+    `edition_id` when given; (None, []) when there is none."""
+    query = select(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, col(Delivery.sent_at).is_not(None)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    row = session.exec(query.order_by(col(Delivery.sent_at).desc())).first()
+    return (row.edition_id, list(row.paper_keys)) if row else (None, [])

@@ -19,6 +19,10 @@ def get_by_email(session: Session, email: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email == email.lower())).first()
 
 
+def get(session: Session, subscriber_id: int) -> Subscriber | None:
+    return session.get(Subscriber, subscriber_id)
+
+
 def add_subscriber(
     session: Session,
     *,
