@@ -1,7 +1,8 @@
 """Recording send outcomes in groups: one transaction for everything a group of senders did.
 
 Every UPDATE matches only a row still claimed by this worker, so a row that was taken over
-(its sender presumed dead) is never overwritten by the late original.
+(its sender presumed dead) is never overwritten by the late original. OutcomeLedger is what a
+send run writes through (usecases/ledger_writer.py runs it on a thread of its own).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, update
+from sqlalchemy import JSON, URL, bindparam, func, update
 from sqlmodel import Session, col, select
 
 from digest.models import Delivery, Subscriber, UTCDateTime
@@ -133,6 +134,55 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
         if o.suppress_email is not None and o.subscriber_id is not None:
             suppressions.suppress(session, o.suppress_email, "hard_bounce", now=o.now)
     session.commit()
+
+
+class OutcomeLedger:
+    """One run's outcomes, written on its own session; not thread-safe (one thread uses it).
+
+    On PostgreSQL, groups made only of "sent" rows go as one statement on a connection of their
+    own in autocommit, with the commit durability of record().
+    """
+
+    def __init__(self, session: Session, *, worker: str) -> None:
+        self.worker = worker
+        self._session = session
+        self._autocommit: Any = None
+        engine = session.get_bind()
+        if engine.dialect.name == "postgresql":
+            self._autocommit = _psycopg_autocommit(engine.url)
+
+    def write(self, group: Sequence[Outcome]) -> None:
+        """Make a group durable, all of it or none (the error is raised then)."""
+        try:
+            if self._autocommit is not None and all(o.state == "sent" for o in group):
+                record_sent_postgres(self._autocommit, group, self.worker)
+            else:
+                record(self._session, group, worker=self.worker)
+        except BaseException:
+            self._session.rollback()
+            raise
+
+    def statuses(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
+        return statuses(self._session, subscriber_ids)
+
+    def close(self) -> None:
+        if self._autocommit is not None:
+            self._autocommit.close()
+
+
+def _psycopg_autocommit(url: URL) -> Any:
+    """A psycopg connection of its own (not the pool's: its settings must not leak)."""
+    import psycopg
+
+    url = url.set(drivername="postgresql")
+    query = dict(url.query)
+    options = query.pop("options", None)
+    plain = url.set(query=query).render_as_string(hide_password=False)
+    connection = psycopg.connect(
+        plain, autocommit=True, **({"options": options} if options else {})
+    )
+    connection.execute("SET synchronous_commit = off")
+    return connection
 
 
 def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], worker: str) -> None:

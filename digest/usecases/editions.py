@@ -163,7 +163,7 @@ class _Run:
         self.report = SendReport()
         self.cursor = 0  # the highest row id claimed so far (see ledger.claim_batch)
         self.session = Session(services.engine, expire_on_commit=False)
-        self.writer = LedgerWriter(services.engine, worker=worker)
+        self.writer = LedgerWriter(services, worker=worker)
         self.limiter = RateLimiter(smtp.max_rate_per_s, sleep=sleep)
         self.breaker = RelayBreaker(
             base_s=smtp.relay_backoff_base_s,
