@@ -48,7 +48,7 @@ from digest.db import upgrade  # noqa: E402
 from digest.mailer import SmtpConnection  # noqa: E402
 from digest.models import utcnow  # noqa: E402
 from digest.settings import Settings, SmtpSettings  # noqa: E402
-from digest.sink import free_port  # noqa: E402
+from digest.smtpd.sink import free_port  # noqa: E402
 from digest.usecases.editions import plan_edition, send_edition  # noqa: E402
 from digest.usecases.ingest import ingest_file  # noqa: E402
 from digest.usecases.subscriber_import import import_subscribers, read_import_csv  # noqa: E402

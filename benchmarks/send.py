@@ -30,7 +30,7 @@ from digest.db import upgrade
 from digest.mailer import SmtpConnection
 from digest.models import Subscriber
 from digest.settings import Settings, SmtpSettings
-from digest.sink import free_port
+from digest.smtpd.sink import free_port
 from digest.usecases.editions import plan_edition, send_edition
 from digest.usecases.ingest import ingest_file
 

@@ -40,7 +40,7 @@ from tests.worker_helpers import add_papers, add_subscribers  # noqa: E402
 
 def sink_process(port: int, ready: multiprocessing.Event, out: multiprocessing.Queue) -> None:
     """The aiosmtpd sink in its own process: 250 to everything, counts Message-IDs."""
-    from digest.sink import SmtpSink
+    from digest.smtpd.sink import SmtpSink
 
     counts: Counter[str] = Counter()
 

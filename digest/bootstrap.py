@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from jinja2 import Environment
 
 from digest.db import make_engine
+from digest.mailer import SmtpConnection, client_context
 from digest.render import make_environment
 from digest.settings import Settings
 from digest.signing import DkimSigner
@@ -34,6 +36,11 @@ class Services:
     fetchers: Fetchers
     dkim: DkimSigner | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    smtp_tls: ssl.SSLContext | None = None
+
+    def smtp_connection(self) -> SmtpConnection:
+        """A new session to the relay (opened on first send), trusting what build() set up."""
+        return SmtpConnection(self.settings.smtp, tls_context=self.smtp_tls)
 
     @contextmanager
     def transaction(self) -> Iterator[uow.Tx]:
@@ -68,4 +75,5 @@ def build(
         tokens=Tokens(settings.signing_keys()),
         fetchers=fetchers or Fetchers(settings.fetch),
         dkim=dkim,
+        smtp_tls=client_context(settings.smtp),
     )

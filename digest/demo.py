@@ -15,7 +15,7 @@ from pathlib import Path
 
 from digest import bootstrap
 from digest.settings import Settings, SmtpSettings, WebSettings
-from digest.sink import SinkHandler, SmtpSink
+from digest.smtpd.sink import SinkHandler, SmtpSink
 from digest.usecases import demo_pipeline
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"

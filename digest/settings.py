@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
@@ -48,6 +56,8 @@ class SmtpSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     tls: Literal["none", "starttls", "tls"] = "none"
+    # A PEM file of CA certificates trusted for the relay besides the system's (a private CA).
+    ca_file: FilePath | None = None
     timeout_s: float = Field(30.0, gt=0)
     local_hostname: str = "digest.localhost"
     connections: int = Field(4, ge=1, le=256)

@@ -14,7 +14,7 @@ from digest import bootstrap
 from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
 from digest.settings import DeliverySettings, RankingSettings, Settings, SmtpSettings
-from digest.sink import SinkHandler, SmtpSink
+from digest.smtpd.sink import SinkHandler, SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Tests rank with the LSA backend unless they are about embeddings: the default backend embeds

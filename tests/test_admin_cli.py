@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from digest.cli import app
 from digest.db import make_engine
 from digest.models import Delivery, Edition, SendingPause, utcnow
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
 from digest.usecases.bounces import sending_paused

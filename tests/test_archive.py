@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 from sqlmodel import Session, select
 
 from digest.models import Delivery, utcnow
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.usecases.editions import plan_edition, send_edition
 from digest.usecases.ingest import ingest_file
 from tests.web_support import Web, active_subscriber, build_services, with_web

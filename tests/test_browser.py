@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Feedback, Subscriber
-from digest.sink import free_port
+from digest.smtpd.sink import free_port
 from digest.usecases.previews import send_test_digest
 from tests.browser import ARGS, CHROMIUM, need_chromium
 from tests.web_support import XSS, add_papers, build_services, record, to, with_web, xss_pages

@@ -23,7 +23,7 @@ from digest.cli import app
 from digest.db import make_engine, session_scope, upgrade
 from digest.models import Delivery, Edition, Paper, Subscriber
 from digest.settings import DeliverySettings, Settings, SmtpSettings, SourceSettings
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.store.stats import list_editions
 from digest.usecases.edition_states import status_of

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from digest.sink import free_port
+from digest.smtpd.sink import free_port
 from digest.sources import parse
 from digest.tokens import Tokens
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from digest.cli import app
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HF_DAILY = str(FIXTURES / "hf_daily_papers_api_limit30_2026-06-12.json")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from digest.cli import app
 from digest.db import make_engine
 from digest.models import Consent
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 
 FIXTURES = Path(__file__).parent / "fixtures"

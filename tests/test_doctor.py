@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from digest.cli import app
 from digest.db import make_engine
 from digest.models import FeedState, utcnow
-from digest.sink import SmtpSink, free_port
+from digest.smtpd.sink import SmtpSink, free_port
 
 GOOD_SECRET = "k" * 24 + "Zq8-3vX_0pLm2sNw"
 

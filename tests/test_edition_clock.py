@@ -13,7 +13,7 @@ from sqlmodel import select
 from digest.bootstrap import Services
 from digest.db import session_scope
 from digest.models import Delivery
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.usecases.editions import plan_edition, send_edition
 from digest.usecases.ingest import ingest_file
@@ -24,7 +24,7 @@ NOW = datetime(2026, 6, 12, 8, 0, tzinfo=UTC)
 
 
 def _fixed(services: Services) -> Services:
-    ingest_file(services.engine, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=NOW)
     with session_scope(services.engine) as session:
         subscriber_store.add_subscriber(
             session, email="ada@example.com", interests="video generation", confirmed=True, now=NOW

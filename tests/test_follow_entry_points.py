@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Subscriber
-from digest.sink import SmtpSink, free_port
-from digest.usecases.inbound import InboundServer
+from digest.smtpd.server import InboundServer
+from digest.smtpd.sink import SmtpSink, free_port
 from tests.test_admin_cli import run
 from tests.test_inbound import digest_reader, reply_address
 

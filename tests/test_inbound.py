@@ -16,11 +16,12 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from digest.bootstrap import Services
+from digest.mail_commands import parse_commands
 from digest.models import Delivery, Edition, Feedback, Subscriber, utcnow
-from digest.sink import SmtpSink, free_port
+from digest.smtpd.server import InboundServer
+from digest.smtpd.sink import SmtpSink, free_port
 from digest.store import subscribers as subscriber_store
 from digest.store import suppressions
-from digest.usecases.inbound import InboundServer, parse_commands
 from digest.usecases.subscriptions import ConfirmResult, confirm
 
 FIXTURES = Path(__file__).parent / "fixtures"

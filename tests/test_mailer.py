@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from digest.mailer import SmtpConnection
-from digest.settings import SmtpSettings
-from digest.sink import SmtpSink
+import pytest
+
+from digest.mailer import SmtpConnection, client_context
+from digest.settings import SettingsError, SmtpSettings, load_settings
+from digest.smtpd.sink import SmtpSink
 
 HEADERS = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: dots\r\n\r\n"
 
@@ -38,3 +40,14 @@ async def test_bare_line_feeds_fall_back_to_the_library_path(smtp_sink: SmtpSink
     assert outcome.kind == "sent"
     [received] = smtp_sink.messages
     assert received.data == message.replace(b"\n", b"\r\n")
+
+
+def test_a_private_ca_that_is_not_there_fails_at_load_naming_the_key() -> None:
+    env = {"DIGEST_MODE": "dev", "DIGEST_SMTP_TLS": "tls", "DIGEST_SMTP_CA_FILE": "/no/ca.pem"}
+    with pytest.raises(SettingsError, match=r"smtp\.ca_file: .*DIGEST_SMTP_CA_FILE"):
+        load_settings(None, env)
+
+
+def test_without_tls_no_context_is_built() -> None:
+    assert client_context(SmtpSettings(tls="none")) is None
+    assert client_context(SmtpSettings(tls="starttls")) is not None

@@ -19,7 +19,7 @@ from digest import bootstrap
 from digest.db import make_engine, session_scope, upgrade
 from digest.models import Delivery, Paper
 from digest.settings import DeliverySettings, Settings, SmtpSettings
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.store import subscribers as subscriber_store
 from digest.texts import unicode_text
 from digest.usecases.editions import plan_edition, send_edition

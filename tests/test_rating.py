@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import Session, select
 
 from digest.models import Feedback, utcnow
-from digest.sink import SmtpSink, free_port
+from digest.smtpd.sink import SmtpSink, free_port
 from digest.usecases.editions import plan_edition, send_edition
 from digest.usecases.ingest import ingest_file
 from tests.browser import ARGS, CHROMIUM, need_chromium

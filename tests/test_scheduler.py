@@ -40,7 +40,7 @@ from digest.settings import (
     SmtpSettings,
     SourceSettings,
 )
-from digest.sink import SinkHandler, SmtpSink
+from digest.smtpd.sink import SinkHandler, SmtpSink
 from digest.store import deliveries as ledger
 from digest.store import editions as edition_store
 from digest.usecases.leases import WorkerLockError

@@ -17,7 +17,7 @@ from digest.cli import app
 from digest.db import make_engine
 from digest.models import Paper, Subscriber
 from digest.settings import FetchSettings
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from tests.feed_server import FeedServer, Response, running_server
 from tests.web_support import Web, active_subscriber, add_papers, build_services
 

@@ -24,7 +24,7 @@ from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
 from digest.models import Delivery, Edition
 from digest.settings import DeliverySettings, SchedulerSettings, Settings, SmtpSettings
-from digest.sink import SmtpSink
+from digest.smtpd.sink import SmtpSink
 from digest.usecases import leases
 from digest.usecases.scheduler import Worker
 from tests.test_scheduler import DIGEST_BIN, SlowHandler, wait_until, worker_env

@@ -20,7 +20,7 @@ from digest.bootstrap import Services
 from digest.db import make_engine, upgrade
 from digest.models import Paper, Subscriber, utcnow
 from digest.settings import Settings
-from digest.sink import Received
+from digest.smtpd.sink import Received
 from digest.store.subscribers import add_subscriber, record_feedback
 from digest.web import create_app
 

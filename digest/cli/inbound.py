@@ -42,6 +42,7 @@ def inbound(
     import signal
     import threading
 
+    from digest.smtpd.server import InboundServer, wait_forever
     from digest.usecases import inbound as use_case
 
     services = state(ctx).services
@@ -61,11 +62,11 @@ def inbound(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with use_case.InboundServer(services, host=host, port=port) as server:
+        with InboundServer(services, host=host, port=port) as server:
             Console(stderr=True).print(
                 f"Inbound SMTP on {server.host}:{server.port}; Ctrl-C to stop.", highlight=False
             )
-            use_case.wait_forever(stop)
+            wait_forever(stop)
     except KeyboardInterrupt:
         pass
     except OSError as exc:

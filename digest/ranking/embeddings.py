@@ -2,7 +2,7 @@
 
 Papers are embedded once per text (stored by paper key, with the text's hash to notice edits),
 interest texts once per distinct text (stored by hash). `Embeddings` does that bookkeeping over
-an `EmbeddingStore` (the database, see digest.store.papers.SessionEmbeddings, or
+an `EmbeddingStore` (the database, see digest.store.embeddings.SessionEmbeddings, or
 `MemoryEmbeddings`); the ranking stays free of I/O.
 """
 

@@ -1,7 +1,8 @@
 """Recording send outcomes in groups: one transaction for everything a group of senders did.
 
 Every UPDATE matches only a row still claimed by this worker, so a row that was taken over
-(its sender presumed dead) is never overwritten by the late original.
+(its sender presumed dead) is never overwritten by the late original. OutcomeLedger is what a
+send run writes through (usecases/ledger_writer.py runs it on a thread of its own).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, func, update
+from sqlalchemy import JSON, URL, bindparam, func, update
 from sqlmodel import Session, col, select
 
 from digest.models import Delivery, Subscriber, UTCDateTime
@@ -135,6 +136,55 @@ def record(session: Session, outcomes: Sequence[Outcome], *, worker: str) -> Non
     session.commit()
 
 
+class OutcomeLedger:
+    """One run's outcomes, written on its own session; not thread-safe (one thread uses it).
+
+    On PostgreSQL, groups made only of "sent" rows go as one statement on a connection of their
+    own in autocommit, with the commit durability of record().
+    """
+
+    def __init__(self, session: Session, *, worker: str) -> None:
+        self.worker = worker
+        self._session = session
+        self._autocommit: Any = None
+        engine = session.get_bind()
+        if engine.dialect.name == "postgresql":
+            self._autocommit = _psycopg_autocommit(engine.url)
+
+    def write(self, group: Sequence[Outcome]) -> None:
+        """Make a group durable, all of it or none (the error is raised then)."""
+        try:
+            if self._autocommit is not None and all(o.state == "sent" for o in group):
+                record_sent_postgres(self._autocommit, group, self.worker)
+            else:
+                record(self._session, group, worker=self.worker)
+        except BaseException:
+            self._session.rollback()
+            raise
+
+    def statuses(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
+        return statuses(self._session, subscriber_ids)
+
+    def close(self) -> None:
+        if self._autocommit is not None:
+            self._autocommit.close()
+
+
+def _psycopg_autocommit(url: URL) -> Any:
+    """A psycopg connection of its own (not the pool's: its settings must not leak)."""
+    import psycopg
+
+    url = url.set(drivername="postgresql")
+    query = dict(url.query)
+    options = query.pop("options", None)
+    plain = url.set(query=query).render_as_string(hide_password=False)
+    connection = psycopg.connect(
+        plain, autocommit=True, **({"options": options} if options else {})
+    )
+    connection.execute("SET synchronous_commit = off")
+    return connection
+
+
 def record_sent_postgres(driver_connection: Any, outcomes: Sequence[Outcome], worker: str) -> None:
     """A group made only of "sent" rows, as one UPDATE on an autocommit connection.
 
@@ -178,3 +228,25 @@ def statuses(session: Session, subscriber_ids: Sequence[int]) -> dict[int, str]:
     result = {subscriber_id: status for subscriber_id, status in rows}
     session.commit()
     return result
+
+
+def sent_count(session: Session, *, since: datetime, until: datetime) -> int:
+    """Messages sent in (since, until]: the denominator of the complaint rate."""
+    query = select(func.count()).where(
+        col(Delivery.sent_at) > since, col(Delivery.sent_at) <= until
+    )
+    return int(session.exec(query).one())
+
+
+def latest_sent(
+    session: Session, subscriber_id: int, edition_id: int | None = None
+) -> tuple[int | None, list[str]]:
+    """(edition id, paper keys in digest order) of the subscriber's latest sent digest, of
+    `edition_id` when given; (None, []) when there is none."""
+    query = select(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, col(Delivery.sent_at).is_not(None)
+    )
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    row = session.exec(query.order_by(col(Delivery.sent_at).desc())).first()
+    return (row.edition_id, list(row.paper_keys)) if row else (None, [])

@@ -6,7 +6,6 @@ Checks read and connect but never send: the SMTP check stops after EHLO, STARTTL
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import aiosmtplib
 
 from digest.addresses import normalise_address
+from digest.mailer import client_context
 from digest.placeholders import find_placeholders
 from digest.settings import Settings
 from digest.signing import DkimSigner
@@ -132,7 +132,7 @@ async def _smtp_probe(settings: Settings) -> str:
         timeout=min(s.timeout_s, 10.0),
         use_tls=s.tls == "tls",
         start_tls=False,
-        tls_context=ssl.create_default_context() if s.tls != "none" else None,
+        tls_context=client_context(s),
     )
     await client.connect()
     steps = ["connected"]

@@ -29,57 +29,28 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import getaddresses, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.controller import Controller
-from email_validator import EmailNotValidError, validate_email
-from sqlmodel import Session, col, select
-
-from digest.bootstrap import Services
-from digest.models import Delivery, Subscriber, utcnow
+from digest.addresses import normalise_address
+from digest.mail_commands import Commands, body_text, is_auto_submitted, parse_commands, reply_token
 from digest.render import build_message
 from digest.render import message_id as our_message_id
-from digest.store import suppressions
+from digest.store import outcomes, suppressions
 from digest.store.papers import papers_by_keys
 from digest.texts import unicode_text
 from digest.tokens import TokenError
-from digest.usecases import (
-    bounces,
-    following,
-    leaving,
-    limits,
-    preferences,
-    ratings,
-    subscriptions,
-)
+from digest.usecases import bounces, following, leaving, limits, preferences, ratings, subscriptions
+
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
+    from digest.models import Subscriber
 
 log = logging.getLogger(__name__)
 
 HELP_TEMPLATE = "email/inbound_help.txt"
 DONE_TEMPLATE = "email/inbound_done.txt"
-MAX_COMMAND_LINES = 10
 HELP_INTERVAL_S = 3600.0
-_QUOTE_START = re.compile(
-    r"^(>|on .+ wrote:|-- ?$|_{5,}|-{5,} ?original message|from: |le .+ a écrit)", re.I
-)
-_SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv)\s*:\s*)+", re.I)
-_SIGNED = re.compile(r"(?:(?<=\s)|^)([+-])\s?#?(\d{1,2})(?=[\s,.;!]|$)")
-_LIKE = re.compile(r"\b(more like|dislike|like)(?: this| paper| number)?\s+#?(\d{1,2})\b", re.I)
 _OUR_ID = re.compile(r"<edition-(\d+)\.sub-(\d+)\.[0-9a-f]{8}@[^>\s]+>")
-
-
-@dataclass
-class Commands:
-    """What one message asks for, in the order written (ratings keep their order too)."""
-
-    words: list[str] = field(default_factory=list)  # subscribe unsubscribe pause resume help
-    interests: str | None = None
-    follow: list[str] = field(default_factory=list)  # author names, from `follow: NAME`
-    ratings: list[tuple[str, int]] = field(default_factory=list)  # (up|down|more, number)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.words or self.interests is not None or self.ratings or self.follow)
 
 
 @dataclass
@@ -91,69 +62,6 @@ class InboundResult:
     replies: list[subscriptions.OutgoingMail] = field(default_factory=list)
 
 
-# ---------------------------------------------------------------- parsing (pure)
-
-
-def _body_text(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    if part is None:
-        return ""
-    try:
-        return str(part.get_content())
-    except (LookupError, ValueError):  # an unknown charset or a broken encoding
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def parse_commands(subject: str, body: str) -> Commands:
-    """Commands in the subject and the first lines of the body, up to the quoted digest."""
-    lines = [_SUBJECT_PREFIX.sub("", subject or "")]
-    for line in body.splitlines():
-        if _QUOTE_START.match(line.strip()):
-            break
-        if line.strip():
-            lines.append(line)
-        if len(lines) > MAX_COMMAND_LINES:
-            break
-    found = Commands()
-    for line in lines:
-        text = line.strip()
-        lower = text.lower()
-        if lower.startswith("interests:"):
-            found.interests = " ".join(text.partition(":")[2].split())[:2000]
-            continue
-        if lower.startswith("follow:"):
-            # Several names may be given, separated by semicolons ("Baeva, Anna" is one name).
-            found.follow.extend(n.strip() for n in text.partition(":")[2].split(";") if n.strip())
-            continue
-        word = lower.strip(" .!")
-        if word in ("subscribe", "unsubscribe", "pause", "resume", "help", "stop"):
-            found.words.append("unsubscribe" if word == "stop" else word)
-            continue
-        for verb, number in _LIKE.findall(text):
-            kind = {"more like": "more", "dislike": "down", "like": "up"}[verb.lower()]
-            found.ratings.append((kind, int(number)))
-        for sign, number in _SIGNED.findall(_LIKE.sub(" ", text)):
-            found.ratings.append(("up" if sign == "+" else "down", int(number)))
-    return found
-
-
-def reply_token(rcpt_tos: list[str], domain: str) -> str | None:
-    """The token of the first `reply+<token>@domain` recipient (case kept: tokens are signed)."""
-    for rcpt in rcpt_tos:
-        local, _, rcpt_domain = rcpt.strip().strip("<>").rpartition("@")
-        tag, plus, token = local.partition("+")
-        if plus and token and tag.lower() == "reply" and rcpt_domain.lower() == domain.lower():
-            return token
-    return None
-
-
-def is_auto_submitted(message: EmailMessage, mail_from: str | None) -> bool:
-    auto = str(message.get("Auto-Submitted", "no")).strip().lower()
-    precedence = str(message.get("Precedence", "")).strip().lower()
-    return auto != "no" or precedence in ("bulk", "junk", "list") or mail_from == ""
-
-
 # ---------------------------------------------------------------- handling
 
 
@@ -161,6 +69,17 @@ def _is_bounce_address(services: Services, rcpt: str) -> bool:
     want_local, _, want_domain = services.settings.inbound.bounce_address.lower().rpartition("@")
     local, _, domain = rcpt.strip().strip("<>").lower().rpartition("@")
     return domain == want_domain and local.partition("+")[0] == want_local
+
+
+def is_ours(services: Services, address: str) -> bool:
+    """Whether mail to `address` is for us: the inbound address, bounces, or a reply token."""
+    settings = services.settings
+    address = address.strip("<>")
+    if address.lower() == settings.inbound.address.lower():
+        return True
+    return _is_bounce_address(services, address) or (
+        reply_token([address], settings.email.reply_to_domain) is not None
+    )
 
 
 def process_message(
@@ -173,7 +92,7 @@ def process_message(
     now: datetime | None = None,
 ) -> InboundResult:
     """Act on one received message; the caller sends `replies` (see `send_replies`)."""
-    now = now or utcnow()
+    now = now or services.clock()
     message = email.message_from_bytes(raw, policy=default_policy)
     assert isinstance(message, EmailMessage)
     bounce_rcpt = next((r for r in rcpt_tos if _is_bounce_address(services, r)), None)
@@ -183,7 +102,7 @@ def process_message(
         return InboundResult("report", detail)
     if is_auto_submitted(message, mail_from):
         return InboundResult("ignored", "auto-submitted")
-    commands = parse_commands(str(message.get("Subject", "")), _body_text(message))
+    commands = parse_commands(str(message.get("Subject", "")), body_text(message))
     token = reply_token(rcpt_tos, services.settings.email.reply_to_domain)
     if token is not None:
         return _with_token(services, message, token, commands, now)
@@ -218,17 +137,6 @@ def _edition_from_headers(services: Services, message: EmailMessage, subscriber_
         if genuine == found.group(0) and sid == subscriber_id:
             return edition_id
     return None
-
-
-def _digest_papers(session: Session, subscriber_id: int, edition_id: int | None):
-    """(edition id, paper keys in digest order) of the digest being answered."""
-    query = select(Delivery).where(
-        Delivery.subscriber_id == subscriber_id, col(Delivery.sent_at).is_not(None)
-    )
-    if edition_id is not None:
-        query = query.where(Delivery.edition_id == edition_id)
-    row = session.exec(query.order_by(col(Delivery.sent_at).desc())).first()
-    return (row.edition_id, list(row.paper_keys)) if row else (None, [])
 
 
 def _with_token(
@@ -299,9 +207,10 @@ def _rate(
 ) -> tuple[str, list[str]]:
     """Record the ratings; returns the action and one line per rated paper for the reply."""
     edition_id = edition_id or _edition_from_headers(services, message, subscriber_id)
-    with Session(services.engine) as session:
-        edition_id, keys = _digest_papers(session, subscriber_id, edition_id)
-        titles = {k: unicode_text(p.title) for k, p in papers_by_keys(session, keys).items()}
+    with services.reading() as tx:
+        # The digest being answered: its papers in the order it showed them.
+        edition_id, keys = outcomes.latest_sent(tx, subscriber_id, edition_id)
+        titles = {k: unicode_text(p.title) for k, p in papers_by_keys(tx, keys).items()}
     rated = 0
     lines: list[str] = []
     for kind, number in commands.ratings:
@@ -324,11 +233,11 @@ def _sender_address(message: EmailMessage, mail_from: str | None) -> str | None:
     """The From address (else the envelope sender), validated; ASCII only."""
     candidates = [a for _, a in getaddresses([str(message.get("From", ""))])] + [mail_from or ""]
     for candidate in candidates:
-        if not candidate or not candidate.isascii():
+        if not candidate:
             continue
         try:
-            return validate_email(candidate, check_deliverability=False).normalized.lower()
-        except EmailNotValidError:
+            return normalise_address(candidate)
+        except ValueError:
             continue
     return None
 
@@ -452,90 +361,11 @@ def stdin_sender(raw: bytes) -> str | None:
     return parseaddr(str(return_path))[1] if return_path is not None else None
 
 
-# ---------------------------------------------------------------- the SMTP server
-
-
-class InboundHandler:
-    """aiosmtpd handler: accepts mail for our addresses only, processes it before answering."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def _ours(self, address: str) -> bool:
-        settings = self.services.settings
-        address = address.strip("<>")
-        if address.lower() == settings.inbound.address.lower():
-            return True
-        return _is_bounce_address(self.services, address) or (
-            reply_token([address], settings.email.reply_to_domain) is not None
-        )
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, _o):
-        if not self._ours(address):
-            return "550 5.1.1 No such recipient here"
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8")
-        peer = session.peer[0] if session.peer else "unknown"
-        loop = asyncio.get_running_loop()
-        try:
-            # The database work and the replies block, so they run in a thread; answering only
-            # afterwards means an accepted message has been acted on (C2: unsubscribe at 250).
-            await loop.run_in_executor(
-                None,
-                lambda: handle(
-                    self.services,
-                    raw,
-                    mail_from=envelope.mail_from,
-                    rcpt_tos=list(envelope.rcpt_tos),
-                    peer=peer,
-                ),
-            )
-        except Exception:
-            log.exception("inbound.failed")
-            return "451 4.3.0 Temporary failure, try again later"
-        return "250 2.0.0 OK"
-
-
-class InboundServer:
-    """Runs the inbound SMTP server in a background thread (a context manager)."""
-
-    def __init__(self, services: Services, *, host: str | None = None, port: int | None = None):
-        settings = services.settings.inbound
-        self.host = host or settings.host
-        self.port = port or settings.port
-        self._controller = Controller(
-            InboundHandler(services),
-            hostname=self.host,
-            port=self.port,
-            server_hostname=services.settings.smtp.local_hostname,
-            data_size_limit=settings.max_message_bytes,
-            ready_timeout=10.0,
-        )
-
-    def __enter__(self) -> InboundServer:
-        self._controller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._controller.stop()
-
-
-def wait_forever(stop: Any, poll_s: float = 0.5) -> None:
-    """Block until `stop` (a threading.Event) is set; the CLI sets it on SIGTERM / Ctrl-C."""
-    while not stop.wait(poll_s):
-        pass
-
-
 __all__ = [
     "Commands",
     "InboundResult",
-    "InboundServer",
     "handle",
+    "is_ours",
     "parse_commands",
     "process_message",
 ]

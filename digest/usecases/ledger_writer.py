@@ -12,29 +12,27 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlmodel import Session
+from digest.store.outcomes import Outcome, OutcomeLedger
 
-from digest.store import outcomes as outcome_store
-from digest.store.outcomes import Outcome
+if TYPE_CHECKING:
+    from digest.bootstrap import Services
 
 
 class LedgerWriter:
     """Writes a run's outcomes and reads subscriber statuses on a single database thread."""
 
-    def __init__(self, engine: Engine, *, worker: str) -> None:
+    def __init__(self, services: Services, *, worker: str) -> None:
         self.worker = worker
         self.seconds = 0.0  # time spent writing, for the run's phase figures
         self.groups = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
-        self._session = Session(engine, expire_on_commit=False)
-        # PostgreSQL: groups of "sent" rows go as one statement on a connection of their own
-        # in autocommit, with the commit durability of store/outcomes.record.
-        self._autocommit: Any = None
-        if engine.dialect.name == "postgresql":
-            self._autocommit = psycopg_autocommit(engine)
+        # A session for the whole run, committed group by group by the ledger.
+        self._stack = ExitStack()
+        self._ledger = OutcomeLedger(self._stack.enter_context(services.reading()), worker=worker)
+        self._stack.callback(self._ledger.close)
         self._pending: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
@@ -69,13 +67,7 @@ class LedgerWriter:
     def _write(self, group: list[Outcome]) -> None:
         started = time.perf_counter()
         try:
-            if self._autocommit is not None and all(o.state == "sent" for o in group):
-                outcome_store.record_sent_postgres(self._autocommit, group, self.worker)
-            else:
-                outcome_store.record(self._session, group, worker=self.worker)
-        except BaseException:
-            self._session.rollback()
-            raise
+            self._ledger.write(group)
         finally:
             self.seconds += time.perf_counter() - started
             self.groups += 1
@@ -83,7 +75,7 @@ class LedgerWriter:
     async def statuses(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._executor, outcome_store.statuses, self._session, list(subscriber_ids)
+            self._executor, self._ledger.statuses, list(subscriber_ids)
         )
 
     async def flush(self) -> None:
@@ -98,28 +90,8 @@ class LedgerWriter:
             await self.flush()
         finally:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, self._close)
+            await loop.run_in_executor(self._executor, self._stack.close)
             self._executor.shutdown(wait=True)
-
-    def _close(self) -> None:
-        self._session.close()
-        if self._autocommit is not None:
-            self._autocommit.close()
-
-
-def psycopg_autocommit(engine: Engine) -> Any:
-    """A psycopg connection of its own (not the pool's: its settings must not leak)."""
-    import psycopg
-
-    url = engine.url.set(drivername="postgresql")
-    query = dict(url.query)
-    options = query.pop("options", None)
-    plain = url.set(query=query).render_as_string(hide_password=False)
-    connection = psycopg.connect(
-        plain, autocommit=True, **({"options": options} if options else {})
-    )
-    connection.execute("SET synchronous_commit = off")
-    return connection
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

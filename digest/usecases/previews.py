@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from digest import ranking
-from digest.mailer import SendOutcome, SmtpConnection
+from digest.mailer import SendOutcome
 from digest.models import Edition, Subscriber
 from digest.render import RenderedDigest, message_id
 from digest.store import subscribers as subscriber_store
@@ -69,7 +69,7 @@ async def send_test_digest(
         now=now,
         is_test=True,
     )
-    connection = SmtpConnection(services.settings.smtp)
+    connection = services.smtp_connection()
     try:
         return await connection.send(
             sender=services.settings.email.from_address, recipient=to, message=raw

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from digest.mailer import RateLimiter, RelayBreaker, SendOutcome, SmtpConnection
+from digest.mailer import RateLimiter, RelayBreaker, SendOutcome
 from digest.models import Delivery, Edition, Subscriber
 from digest.store.outcomes import Outcome
 from digest.store.uow import Tx
@@ -72,7 +72,7 @@ class SendRun:
         self.progress = progress
         self.report = SendReport()
         self.cursor = 0  # the highest row id claimed so far (see ledger.claim_batch)
-        self.writer = LedgerWriter(services.engine, worker=worker)
+        self.writer = LedgerWriter(services, worker=worker)
         self.limiter = RateLimiter(smtp.max_rate_per_s, sleep=sleep)
         self.breaker = RelayBreaker(
             base_s=smtp.relay_backoff_base_s,
@@ -141,7 +141,7 @@ class SendRun:
 
     async def _one_connection(self, queue: SendQueue[Job], sender: str) -> None:
         smtp = self.services.settings.smtp
-        connection = SmtpConnection(smtp)
+        connection = self.services.smtp_connection()
         pause = ConnectionPause(base_s=smtp.relay_backoff_base_s, max_s=smtp.relay_backoff_max_s)
         # The last message this connection got accepted, until its record is durable:
         # waited for before the next one goes, so a crash leaves at most one per connection.

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from digest.mailer import SendOutcome, SmtpConnection
+from digest.mailer import SendOutcome
 from digest.models import Subscriber, utcnow
 from digest.render import build_message
 from digest.store import consents, suppressions
@@ -239,7 +239,7 @@ def _request_kind(tx: Tx, email: str) -> str | None:
 
 
 async def send_mail(services: Services, mail: OutgoingMail) -> SendOutcome:
-    connection = SmtpConnection(services.settings.smtp)
+    connection = services.smtp_connection()
     try:
         return await connection.send(
             sender=services.settings.email.from_address, recipient=mail.recipient, message=mail.raw
