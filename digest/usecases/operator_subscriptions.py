@@ -26,6 +26,7 @@ from digest.usecases.subscriptions import (
 
 if TYPE_CHECKING:
     from digest.bootstrap import Services
+    from digest.store.uow import Tx
 
 # Recorded as the consent's form version, so an audit can tell CLI requests from web ones.
 OPERATOR_FORM = "operator-cli"
@@ -42,6 +43,24 @@ class NewSubscriber:
     authors: tuple[str, ...] = ()
 
 
+def insert(
+    tx: Tx, new: NewSubscriber, *, confirmed: bool, now: datetime | None = None
+) -> Subscriber:
+    """The subscriber row for `new`; raises SubscriberError when present or suppressed."""
+    return subscriber_store.add_subscriber(
+        tx,
+        email=new.email,
+        interests=new.interests,
+        categories=new.categories,
+        seed_papers=new.seed_papers,
+        authors=new.authors,
+        timezone=new.timezone,
+        delivery_hour=new.delivery_hour,
+        confirmed=confirmed,
+        now=now,
+    )
+
+
 def add_pending(
     services: Services, new: NewSubscriber, *, now: datetime | None = None
 ) -> OutgoingMail:
@@ -52,18 +71,7 @@ def add_pending(
     now = now or utcnow()
     nonce = secrets.token_urlsafe(24)
     with services.transaction() as tx:
-        subscriber = subscriber_store.add_subscriber(
-            tx,
-            email=new.email,
-            interests=new.interests,
-            categories=new.categories,
-            seed_papers=new.seed_papers,
-            authors=new.authors,
-            timezone=new.timezone,
-            delivery_hour=new.delivery_hour,
-            confirmed=False,
-            now=now,
-        )
+        subscriber = insert(tx, new, confirmed=False, now=now)
         consents.record(
             tx,
             subscriber_id=subscriber.id,

@@ -16,7 +16,7 @@ from digest.store import personal_data, suppressions
 from digest.store import subscribers as subscriber_store
 from digest.store.subscribers import SubscriberError
 from digest.usecases.following import follow
-from digest.usecases.operator_subscriptions import NewSubscriber, add_pending
+from digest.usecases.operator_subscriptions import NewSubscriber, add_pending, insert
 from digest.usecases.profile_imports import import_library
 from digest.usecases.seeds import fetch_missing_now
 from digest.usecases.subscriptions import send_mail
@@ -61,17 +61,7 @@ def add(
     added = Added(new.email)
     if confirmed:
         with services.transaction() as tx:
-            subscriber_store.add_subscriber(
-                tx,
-                email=new.email,
-                interests=new.interests,
-                categories=new.categories,
-                seed_papers=new.seed_papers,
-                authors=new.authors,
-                timezone=new.timezone,
-                delivery_hour=new.delivery_hour,
-                confirmed=True,
-            )
+            insert(tx, new, confirmed=True)
     else:
         mail = add_pending(services, new)
         added.mail = asyncio.run(send_mail(services, mail))
