@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from digest.ranking import Candidate, Profile, RankParams, fit_for, rank
 
@@ -116,7 +116,40 @@ def run_rank(
     semantic_weight: float = 0.5,
     embeddings=None,
 ) -> int:
-    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines.
+    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines."""
+    results = rank_file(
+        papers_path,
+        interests=interests,
+        like=like,
+        dislike=dislike,
+        profiles_path=profiles_path,
+        top=top,
+        params=params,
+        now=now,
+        text_backend=text_backend,
+        semantic_weight=semantic_weight,
+        embeddings=embeddings,
+    )
+    for line in results:
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return len(results)
+
+
+def rank_file(
+    papers_path: Path | str | None,
+    *,
+    interests: str | None = None,
+    like: Sequence[str] = (),
+    dislike: Sequence[str] = (),
+    profiles_path: Path | str | None = None,
+    top: int = 10,
+    params: RankParams = RankParams(),
+    now: datetime | None = None,
+    text_backend: str = "tfidf",
+    semantic_weight: float = 0.5,
+    embeddings=None,
+) -> list[dict[str, Any]]:
+    """Rank the papers file for one profile or a batch: one result row per profile.
 
     `text_backend` is ranking.text_backend: "semantic" and "both" embed the file's papers in
     memory (nothing is stored unless `embeddings`, an EmbeddingStore, is given), as an
@@ -138,14 +171,7 @@ def run_rank(
     if profiles_path is not None:
         profiles = read_profiles(Path(profiles_path))
     else:
-        profiles = [
-            Profile(
-                user="cli",
-                interests=interests or "",
-                like=tuple(map(str, like)),
-                dislike=tuple(map(str, dislike)),
-            )
-        ]
+        profiles = [one_profile(interests, like, dislike)]
     # The papers file is both the candidates and the pool that liked ids are looked up in.
     model = None
     if text_backend != "tfidf" and papers:
@@ -159,10 +185,25 @@ def run_rank(
             weight=semantic_weight,
         )
     ranked = rank(papers, profiles, top_n=top, params=params, now=now, model=model)
-    for profile, picks in zip(profiles, ranked, strict=True):
-        line = {
+    return result_rows(profiles, ranked)
+
+
+def one_profile(interests: str | None, like: Sequence[str], dislike: Sequence[str]) -> Profile:
+    """The profile given by --interests/--like/--dislike (user "cli")."""
+    return Profile(
+        user="cli",
+        interests=interests or "",
+        like=tuple(map(str, like)),
+        dislike=tuple(map(str, dislike)),
+    )
+
+
+def result_rows(profiles: Sequence[Profile], ranked: Sequence[Sequence[Any]]) -> list[dict]:
+    """One output row per profile: {"user", "ranked": [{"id", "score", "why"}, ...]}."""
+    return [
+        {
             "user": profile.user,
             "ranked": [{"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks],
         }
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
-    return len(profiles)
+        for profile, picks in zip(profiles, ranked, strict=True)
+    ]

@@ -4,12 +4,16 @@ piped in by the MTA)."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from digest.cli.context import fail, state
 from digest.cli.readable import DigestTyper
+
+if TYPE_CHECKING:
+    from digest.smtpd.server import InboundServer
 
 commands = DigestTyper()
 
@@ -39,35 +43,26 @@ def inbound(
         digest inbound --stdin < message.eml
     """
     import logging
-    import signal
-    import threading
 
-    from digest.smtpd.server import InboundServer, wait_forever
-    from digest.usecases import inbound as use_case
+    from digest.smtpd.server import serve
+    from digest.usecases.piped_mail import NoMessage, handle_piped
 
     services = state(ctx).services
     if stdin:
-        raw = sys.stdin.buffer.read()
-        if not raw.strip():
-            fail("no message on standard input")
-        result = use_case.handle(
-            services,
-            raw,
-            mail_from=sender if sender is not None else use_case.stdin_sender(raw),
-            rcpt_tos=list(to) or use_case.stdin_recipients(raw),
-        )
+        try:
+            result = handle_piped(services, sys.stdin.buffer.read(), mail_from=sender, rcpt_tos=to)
+        except NoMessage as exc:
+            fail(str(exc))
         Console().print(f"{result.action}: {result.detail}", highlight=False)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def ready(server: InboundServer) -> None:
+        Console(stderr=True).print(
+            f"Inbound SMTP on {server.host}:{server.port}; Ctrl-C to stop.", highlight=False
+        )
+
     try:
-        with InboundServer(services, host=host, port=port) as server:
-            Console(stderr=True).print(
-                f"Inbound SMTP on {server.host}:{server.port}; Ctrl-C to stop.", highlight=False
-            )
-            wait_forever(stop)
-    except KeyboardInterrupt:
-        pass
+        serve(services, host=host, port=port, ready=ready)
     except OSError as exc:
         fail(f"cannot listen: {exc.strerror or exc}")

@@ -3,8 +3,6 @@ batch, as JSON lines or as a table to read."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import typer
@@ -12,6 +10,7 @@ import typer
 from digest.cli.context import fail, state
 from digest.cli.output import Col, print_json, print_table
 from digest.cli.readable import DigestTyper
+from digest.settings import RankingSettings, SettingsError, load_from_environment
 
 commands = DigestTyper()
 
@@ -36,81 +35,42 @@ def rank(
         digest rank --papers papers.jsonl --interests "sparse attention" --top 5
         digest rank --interests "protein folding" --table
     """
-    import io
+    from digest.usecases.rank_requests import RankInputError, RankRequest, rank_request
 
-    from digest.rankfile import RankInputError, read_profiles, run_rank
-    from digest.settings import SettingsError, load_from_environment
-
-    if profiles is None and interests is None and not like:
-        fail("give --interests, --like or --profiles")
-    lines = io.StringIO()
+    request = RankRequest(papers, interests, tuple(like), tuple(dislike), profiles, top)
     try:
-        if papers is not None:
-            from digest.usecases.digests import params_for
-
-            # Ranking a file signs nothing: no DIGEST_SECRET_KEY needed.
-            try:
-                settings = load_from_environment(
-                    state(ctx).config, state(ctx).overrides, require_secret=False
-                ).ranking
-            except SettingsError as exc:
-                fail(str(exc), 2)
-            run_rank(
-                papers,
-                interests=interests,
-                like=tuple(like),
-                dislike=tuple(dislike),
-                profiles_path=profiles,
-                top=top,
-                out=sys.stdout if as_json else lines,
-                params=params_for(settings),
-                text_backend=settings.text_backend,
-                semantic_weight=settings.semantic_weight,
-            )
-            results = [json.loads(line) for line in lines.getvalue().splitlines()]
-        else:
-            from digest.ranking import Profile
-            from digest.usecases.previews import rank_stored
-
-            batch = (
-                read_profiles(profiles)
-                if profiles is not None
-                else [
-                    Profile(
-                        user="cli",
-                        interests=interests or "",
-                        like=tuple(like),
-                        dislike=tuple(dislike),
-                    )
-                ]
-            )
-            ranked = rank_stored(state(ctx).services, batch, top=top)
-            results = [
-                {
-                    "user": profile.user,
-                    "ranked": [
-                        {"id": p.id, "score": round(p.score, 6), "why": p.why} for p in picks
-                    ],
-                }
-                for profile, picks in zip(batch, ranked, strict=True)
-            ]
-            if as_json:
-                for result in results:
-                    print_json(result)
+        results = rank_request(
+            request,
+            ranking_settings=lambda: _ranking_settings(ctx),
+            services=lambda: state(ctx).services,
+        )
     except RankInputError as exc:
         fail(str(exc))
-    if not as_json:
-        print_table(
-            [
-                Col("user"),
-                Col("#", numeric=True),
-                Col("id"),
-                Col("score", numeric=True),
-                Col("why", text=True),
-            ],
-            [
-                (r["user"], i, p["id"], f"{p['score']:.3f}", p["why"])
-                for r in results
-                for i, p in enumerate(r["ranked"], 1)
-            ],
-        )
+    if as_json:
+        for result in results:
+            print_json(result)
+        return
+    print_table(
+        [
+            Col("user"),
+            Col("#", numeric=True),
+            Col("id"),
+            Col("score", numeric=True),
+            Col("why", text=True),
+        ],
+        [
+            (r["user"], i, p["id"], f"{p['score']:.3f}", p["why"])
+            for r in results
+            for i, p in enumerate(r["ranked"], 1)
+        ],
+    )
+
+
+def _ranking_settings(ctx: typer.Context) -> RankingSettings:
+    """The ranking settings without DIGEST_SECRET_KEY: ranking a file signs nothing."""
+    try:
+        return load_from_environment(
+            state(ctx).config, state(ctx).overrides, require_secret=False
+        ).ranking
+    except SettingsError as exc:
+        fail(str(exc), 2)

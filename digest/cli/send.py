@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
 
-from digest.bootstrap import Services
 from digest.cli.context import fail, state
 from digest.cli.output import console, print_json, print_record
 from digest.cli.readable import DigestTyper
@@ -45,88 +43,40 @@ def send(
         digest send --all-now
         digest send --json
     """
-    from digest.models import utcnow
-    from digest.usecases.editions import plan_edition, send_edition
-    from digest.usecases.send_summary import summary_line
-    from digest.usecases.takeover import held_claims_message
+    from digest.usecases.send_now import send_now
 
     st = state(ctx)
     if not dry_run:
         refuse_placeholders(st.settings)
-    now = utcnow()
-    edition, planned = plan_edition(
-        st.services, edition_date=now.date(), now=now, due_only=due_only
-    )
-    if dry_run:
-        report = asyncio.run(send_edition(st.services, edition, now=now, dry_run=True))
-    else:
-        report = _send_with_progress(st.services, edition, now)
-    line = summary_line(
-        report,
-        edition_date=edition.edition_date,
-        planned=planned,
-        due_only=due_only,
-        dry_run=dry_run,
-    )
-    outcome = {
-        "edition": str(edition.edition_date),
-        "planned": planned if not dry_run else report.planned,
-        "sent": report.sent,
-        "deferred": report.deferred,
-        "failed": report.failed,
-        "suppressed": report.suppressed,
-        "skipped": report.skipped,
-        "seconds": round(report.seconds, 1),
-        "messages_per_s": round(report.rate, 1),
-        "claims_held": report.claims_held,
-        "dry_run": dry_run,
-        "summary": line,
-    }
+    done = send_now(st.services, dry_run=dry_run, due_only=due_only, progress=_progress_bar)
+    outcome = done.record()
     if as_json:
         print_json(outcome)
     else:
         # The record holds the counts; the summary follows as the last line, in words.
-        hidden = ("dry_run", "summary") + (() if report.claims_held else ("claims_held",))
+        hidden = ("dry_run", "summary") + (() if done.report.claims_held else ("claims_held",))
         print_record([(k.replace("_", " "), v) for k, v in outcome.items() if k not in hidden])
         out = console()
-        out.print(line, markup=False, soft_wrap=not out.is_terminal)
-    if report.paused:
-        fail("sending is paused (complaint rate); `digest resume-sending` lifts the pause")
-    if report.relay_down:
-        fail("the SMTP relay is unreachable; unsent messages stay queued for the next run")
-    if report.claims_held:
-        fail(held_claims_message(report))
+        out.print(done.summary, markup=False, soft_wrap=not out.is_terminal)
+    if done.failure:
+        fail(done.failure)
 
 
 def refuse_placeholders(settings: Settings) -> None:
     """Exit with one line if production settings still hold shipped example values."""
-    from digest.placeholders import production_placeholders
+    from digest.usecases.send_now import placeholder_refusal
 
-    found = production_placeholders(settings)
-    if found:
-        fail(
-            "refusing to send in production mode with placeholder settings ("
-            + ", ".join(p.variable for p in found)
-            + "): `digest doctor` gives the fix for each"
-        )
+    refusal = placeholder_refusal(settings)
+    if refusal:
+        fail(refusal)
 
 
-def _send_with_progress(services: Services, edition: Any, now: datetime) -> Any:
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, gone when done; yields "n more were sent"."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from digest.usecases.editions import send_edition
-    from digest.usecases.reports import deliveries_to_send
-
-    total = deliveries_to_send(services, edition.id)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("Sending", total=total)
-        return asyncio.run(
-            send_edition(
-                services,
-                edition,
-                now=now,
-                progress=lambda n: progress.advance(task, n),
-                wait_for_others_s=services.settings.delivery.claim_wait_s,
-            )
-        )
+        yield lambda n: progress.advance(task, n)

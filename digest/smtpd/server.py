@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.controller import Controller
@@ -75,6 +78,27 @@ class InboundServer:
 
     def __exit__(self, *exc: object) -> None:
         self._controller.stop()
+
+
+def serve(
+    services: Services,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    ready: Callable[[InboundServer], None] = lambda _server: None,
+) -> None:
+    """Run the inbound server until SIGTERM or Ctrl-C (call from the main thread).
+
+    `ready` is called once it listens; OSError if it cannot listen.
+    """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with InboundServer(services, host=host, port=port) as server:
+            ready(server)
+            wait_forever(stop)
+    except KeyboardInterrupt:
+        pass
 
 
 def wait_forever(stop: Any, poll_s: float = 0.5) -> None:

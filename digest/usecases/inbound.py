@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any
 
 from digest.addresses import normalise_address
@@ -345,20 +345,6 @@ def handle(
     log.info("inbound.message action=%s detail=%s", result.action, result.detail)
     send_replies(services, result)
     return result
-
-
-def stdin_recipients(raw: bytes) -> list[str]:
-    """Recipients of a piped message from the headers an MTA adds (the token is what counts)."""
-    message = email.message_from_bytes(raw, policy=default_policy)
-    names = ("X-Original-To", "Delivered-To", "To", "Cc")
-    values = [str(v) for name in names for v in (message.get_all(name) or [])]
-    return [address for _, address in getaddresses(values) if address]
-
-
-def stdin_sender(raw: bytes) -> str | None:
-    message = email.message_from_bytes(raw, policy=default_policy)
-    return_path = message.get("Return-Path")
-    return parseaddr(str(return_path))[1] if return_path is not None else None
 
 
 __all__ = [

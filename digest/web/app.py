@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -44,32 +44,10 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
     )
     app.state.web = WebState(services=services, jobs=jobs, clock=clock)
 
-    @app.exception_handler(PageError)
-    async def page_error(request: Request, exc: PageError) -> HTMLResponse:
-        return page(request, "status.html", status=exc.status, headers=exc.headers, kind=exc.kind)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
-        kind = _HTTP_KINDS.get(exc.status_code, "bad_request")
-        return page(request, "status.html", status=exc.status_code, kind=kind)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> HTMLResponse:
-        return page(request, "status.html", status=400, kind="bad_request")
-
+    _error_pages(app)
     # The landing page and the icon are served from bytes, by plain Starlette routes.
     app.add_route("/", landing.landing, methods=["GET", "HEAD"])
-    # Binary, so it ships with the code rather than among the (text-only) templates.
-    favicon = resources.files("digest.web").joinpath("favicon.ico").read_bytes()
-
-    async def favicon_ico(request: Request) -> Response:
-        return Response(
-            favicon,
-            media_type="image/vnd.microsoft.icon",
-            headers={"Cache-Control": "public, max-age=604800"},
-        )
-
-    app.add_route("/favicon.ico", favicon_ico, methods=["GET", "HEAD"])
+    app.add_route("/favicon.ico", _favicon(), methods=["GET", "HEAD"])
     app.include_router(pages.router)
     app.include_router(subscription.router)
     app.include_router(library.router)
@@ -88,3 +66,34 @@ def create_app(services: Services, *, clock: Callable[[], float] = time.time) ->
         ),
     )
     return app
+
+
+def _error_pages(app: FastAPI) -> None:
+    """Every error (ours, Starlette's, a bad form) answers with the status page, never JSON."""
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> HTMLResponse:
+        return page(request, "status.html", status=exc.status, headers=exc.headers, kind=exc.kind)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
+        kind = _HTTP_KINDS.get(exc.status_code, "bad_request")
+        return page(request, "status.html", status=exc.status_code, kind=kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return page(request, "status.html", status=400, kind="bad_request")
+
+
+def _favicon() -> Callable[[Request], Awaitable[Response]]:
+    """The icon route. Binary, so it ships with the code rather than among the templates."""
+    favicon = resources.files("digest.web").joinpath("favicon.ico").read_bytes()
+
+    async def favicon_ico(request: Request) -> Response:
+        return Response(
+            favicon,
+            media_type="image/vnd.microsoft.icon",
+            headers={"Cache-Control": "public, max-age=604800"},
+        )
+
+    return favicon_ico
