@@ -101,35 +101,12 @@ def read_profiles(path: Path) -> list[Profile]:
     return profiles
 
 
-def run_rank(
-    papers_path: Path | str | None,
-    *,
-    interests: str | None = None,
-    like: Sequence[str] = (),
-    dislike: Sequence[str] = (),
-    profiles_path: Path | str | None = None,
-    top: int = 10,
-    out: TextIO,
-    params: RankParams = RankParams(),
-    now: datetime | None = None,
-    text_backend: str = "tfidf",
-    semantic_weight: float = 0.5,
-    embeddings=None,
-) -> int:
-    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines."""
-    results = rank_file(
-        papers_path,
-        interests=interests,
-        like=like,
-        dislike=dislike,
-        profiles_path=profiles_path,
-        top=top,
-        params=params,
-        now=now,
-        text_backend=text_backend,
-        semantic_weight=semantic_weight,
-        embeddings=embeddings,
-    )
+def run_rank(papers_path: Path | str | None, *, out: TextIO, **options: Any) -> int:
+    """Rank the papers file for one profile or a batch; writes JSONL to `out`, returns lines.
+
+    `options` are `rank_file`'s (interests, like, dislike, profiles_path, top, params, now,
+    text_backend, semantic_weight, embeddings)."""
+    results = rank_file(papers_path, **options)
     for line in results:
         out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return len(results)
