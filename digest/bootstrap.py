@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
@@ -17,8 +18,12 @@ from digest.settings import Settings
 from digest.signing import DkimSigner
 from digest.sources.fetch import Fetchers
 from digest.store import uow
+from digest.store.embeddings import SessionEmbeddings
 from digest.store.uow import Engine
 from digest.tokens import Tokens
+
+if TYPE_CHECKING:
+    from digest.ranking.semantic import EmbeddingStore
 
 
 def utc_now() -> datetime:
@@ -37,6 +42,9 @@ class Services:
     dkim: DkimSigner | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     smtp_tls: ssl.SSLContext | None = None
+    # Where the sentence embeddings of papers and interest texts live, inside a unit of work:
+    # the database by default; a benchmark or test may hand in another EmbeddingStore.
+    embedding_store: Callable[[uow.Tx, datetime], EmbeddingStore] = SessionEmbeddings
 
     def smtp_connection(self) -> SmtpConnection:
         """A new session to the relay (opened on first send), trusting what build() set up."""

@@ -493,3 +493,49 @@ def test_digest_rank_on_a_file_uses_the_configured_backend(tmp_path: Path) -> No
     # The blend changes the scores (the embeddings count), and every pick says why.
     assert [p["score"] for p in plain] != [p["score"] for p in blended]
     assert all(p["why"] for p in blended)
+
+
+def test_the_edition_reads_embeddings_from_the_store_bootstrap_wires(settings) -> None:
+    """The embedding store is an adapter of the composition root: an edition built with
+    another store (here the in-memory one, already holding every vector) embeds nothing and
+    never reads the embedding tables."""
+    need_semantic()
+    from dataclasses import replace
+
+    from digest import bootstrap
+    from digest.store import subscribers as subscriber_store
+    from digest.usecases.digests import edition_context
+    from digest.usecases.editions import plan_edition
+    from digest.usecases.ingest import ingest_file
+
+    settings = settings.model_copy(
+        update={
+            "ranking": settings.ranking.model_copy(
+                update={"text_backend": "both", "embed_threads": 1}
+            )
+        }
+    )
+    now = datetime(2026, 6, 12, 8, tzinfo=UTC)
+    services = bootstrap.build(settings)
+    try:
+        upgrade(services.engine)
+        fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
+        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
+        with services.transaction() as tx:
+            subscriber_store.add_subscriber(
+                tx, email="r@example.com", interests="video generation", confirmed=True, now=now
+            )
+        edition, _ = plan_edition(services, edition_date=now.date(), now=now)
+        memory = MemoryEmbeddings()
+        wired = replace(services, embedding_store=lambda tx, at: memory)
+        with wired.reading() as tx:
+            context = edition_context(wired, tx, edition, now=now)
+            keys = [c.id for c in context.candidates]
+        assert {key for _, key in memory.papers} == set(keys)
+        with wired.reading() as tx:
+            again = edition_context(wired, tx, edition, now=now)
+            assert again.rank_context.model.embeddings.computed == 0
+            # Nothing went to the database's tables: the wired store holds it all.
+            assert paper_embeddings(tx, keys, model="all-MiniLM-L6-v2") == {}
+    finally:
+        services.close()

@@ -18,7 +18,6 @@ from digest.store import editions as edition_store
 from digest.store import papers as paper_store
 from digest.store import subscribers as subscriber_store
 from digest.store import windows as window_store
-from digest.store.embeddings import SessionEmbeddings
 from digest.store.uow import Tx
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ def _rank_context(
             dims=semantic.lsa_dims(settings.ranking.text_backend),
         ),
         candidates + pool,
-        SessionEmbeddings(tx, now),
+        services.embedding_store(tx, now),
         backend=settings.ranking.text_backend,
         weight=settings.ranking.semantic_weight,
         threads=settings.ranking.embed_threads,
