@@ -465,6 +465,67 @@ def test_an_edition_sent_with_the_blend_stores_vectors_once(settings, smtp_sink)
         services.close()
 
 
+def test_the_fetch_job_embeds_the_new_papers_so_the_edition_embeds_none(settings) -> None:
+    """The worker embeds what a fetch brought right after it: the morning's first edition
+    finds every candidate's vector stored. A stop before the first batch stores nothing, and
+    the `tfidf` backend has nothing to embed."""
+    need_semantic()
+    from digest import bootstrap
+    from digest.usecases.digests import edition_context
+    from digest.usecases.editions import plan_edition
+    from digest.usecases.ingest import ingest_file
+    from digest.usecases.paper_embeddings import embed_recent_papers
+    from digest.usecases.worker_jobs import WorkerJobs
+
+    blend = settings.ranking.model_copy(update={"text_backend": "both", "embed_threads": 1})
+    settings = settings.model_copy(update={"ranking": blend})
+    now = datetime(2026, 6, 12, 8, tzinfo=UTC)
+    fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
+
+    async def fetch(services):
+        return [ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)]
+
+    services = bootstrap.build(settings)
+    try:
+        upgrade(services.engine)
+        assert embed_recent_papers(services, now=now) == 0  # nothing fetched yet
+        off = replace_ranking(services, text_backend="tfidf")
+        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
+        assert embed_recent_papers(off, now=now) == 0
+        assert embed_recent_papers(services, now=now, should_stop=lambda: True) == 0
+        with services.reading() as tx:
+            keys = [p.key for p in paper_store_recent(tx, now)]
+            assert keys and not paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")
+
+        jobs = WorkerJobs(services, clock=lambda: now, fetch=fetch)
+        jobs.fetch_sources(kinds=None)
+        with services.reading() as tx:
+            assert len(paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")) == len(keys)
+        assert embed_recent_papers(services, now=now) == 0  # stored: nothing embedded twice
+        edition, _ = plan_edition(services, edition_date=now.date(), now=now)
+        with services.reading() as tx:
+            context = edition_context(services, tx, edition, now=now)
+            assert {c.id for c in context.candidates} == set(keys)
+            assert context.rank_context.model.embeddings.computed == 0
+    finally:
+        services.close()
+
+
+def replace_ranking(services, **changes):
+    from dataclasses import replace
+
+    ranking = services.settings.ranking.model_copy(update=changes)
+    return replace(services, settings=services.settings.model_copy(update={"ranking": ranking}))
+
+
+def paper_store_recent(tx, now):
+    from datetime import timedelta
+
+    from digest.store.papers import recent_papers
+
+    return recent_papers(tx, since=now - timedelta(days=3))
+
+
 def test_digest_rank_on_a_file_uses_the_configured_backend(tmp_path: Path) -> None:
     """`digest rank --papers` honours ranking.text_backend (and needs no signing key)."""
     need_semantic()

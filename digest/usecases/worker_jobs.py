@@ -85,7 +85,27 @@ class WorkerJobs:
                 )
             except Exception:  # never costs the day's fetch; the seeds wait for the next one
                 log.exception("seeds.retry_failed")
+        self.embed_new_papers(deadline_s=settings.scheduler.fetch_deadline_s)
         return reports
+
+    def embed_new_papers(self, *, deadline_s: float) -> int:
+        """Embed what the fetch brought, so the morning's edition does not wait on the encoder.
+        Best effort: what a stop, the deadline or an error leaves, the edition embeds."""
+        from digest.usecases.paper_embeddings import embed_recent_papers
+
+        deadline = time.monotonic() + deadline_s
+        try:
+            count = embed_recent_papers(
+                self.services,
+                now=self.clock(),
+                should_stop=lambda: self._stop.is_set() or time.monotonic() > deadline,
+            )
+        except Exception:
+            log.exception("embed.failed")
+            return 0
+        if count:
+            log.info("embedded=%d papers", count)
+        return count
 
     def plan_current(self) -> tuple[int, bool]:
         """Create the current edition (idempotent: the date is unique) and close past ones."""
