@@ -418,112 +418,100 @@ def test_a_text_budget_leaves_the_rest_for_a_later_run() -> None:
     assert later.computed == 1
 
 
-def test_an_edition_sent_with_the_blend_stores_vectors_once(settings, smtp_sink) -> None:
+HF_DAILY = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
+HF_DAY = datetime(2026, 6, 12, 8, tzinfo=UTC)
+
+
+@pytest.fixture
+def blend_services(settings):
+    """Services on a migrated database with the default blend (`text_backend = "both"`), one
+    BLAS thread each."""
+    need_semantic()
+    from digest import bootstrap
+
+    ranking = settings.ranking.model_copy(update={"text_backend": "both", "embed_threads": 1})
+    services = bootstrap.build(settings.model_copy(update={"ranking": ranking}))
+    try:
+        upgrade(services.engine)
+        yield services
+    finally:
+        services.close()
+
+
+def test_an_edition_sent_with_the_blend_stores_vectors_once(blend_services, smtp_sink) -> None:
     """The edition path itself (`ranking.text_backend = "both"`): digests go out, the vectors
     are stored by the first send run, and a later context of the day embeds nothing."""
-    need_semantic()
     import asyncio
 
-    from digest import bootstrap
     from digest.store import subscribers as subscriber_store
     from digest.usecases.digests import edition_context
     from digest.usecases.editions import plan_edition, send_edition
     from digest.usecases.ingest import ingest_file
 
-    settings = settings.model_copy(
-        update={
-            "ranking": settings.ranking.model_copy(
-                update={"text_backend": "both", "embed_threads": 1}
+    services, now = blend_services, HF_DAY
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)
+    with services.transaction() as tx:
+        for i, interests in enumerate(["video generation", "robot learning", ""]):
+            subscriber_store.add_subscriber(
+                tx, email=f"r{i}@example.com", interests=interests, confirmed=True, now=now
             )
-        }
-    )
-    now = datetime(2026, 6, 12, 8, tzinfo=UTC)
-    services = bootstrap.build(settings)
-    try:
-        upgrade(services.engine)
-        fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
-        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
-        with Session(services.engine) as session:
-            for i, interests in enumerate(["video generation", "robot learning", ""]):
-                subscriber_store.add_subscriber(
-                    session, email=f"r{i}@example.com", interests=interests, confirmed=True, now=now
-                )
-            session.commit()
-        edition, _ = plan_edition(services, edition_date=now.date(), now=now)
-        report = asyncio.run(send_edition(services, edition, now=now))
-        assert report.sent == 3
-        assert len(smtp_sink.messages) == 3
-        with Session(services.engine) as session:
-            context = edition_context(services, session, edition, now=now)
-            model = context.rank_context.model
-            keys = [c.id for c in context.candidates]
-            assert model.embeddings.computed == 0
-            assert len(paper_embeddings(session, keys, model="all-MiniLM-L6-v2")) == len(keys)
-            hashes = [text_hash(t) for t in ("video generation", "robot learning")]
-            assert len(text_embeddings(session, hashes, model="all-MiniLM-L6-v2")) == 2
-    finally:
-        services.close()
+    edition, _ = plan_edition(services, edition_date=now.date(), now=now)
+    report = asyncio.run(send_edition(services, edition, now=now))
+    assert report.sent == 3
+    assert len(smtp_sink.messages) == 3
+    with services.reading() as tx:
+        context = edition_context(services, tx, edition, now=now)
+        model = context.rank_context.model
+        keys = [c.id for c in context.candidates]
+        assert model.embeddings.computed == 0
+        assert len(paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")) == len(keys)
+        hashes = [text_hash(t) for t in ("video generation", "robot learning")]
+        assert len(text_embeddings(tx, hashes, model="all-MiniLM-L6-v2")) == 2
 
 
-def test_the_fetch_job_embeds_the_new_papers_so_the_edition_embeds_none(settings) -> None:
+def test_the_fetch_job_embeds_the_new_papers_so_the_edition_embeds_none(blend_services) -> None:
     """The worker embeds what a fetch brought right after it: the morning's first edition
     finds every candidate's vector stored. A stop before the first batch stores nothing, and
     the `tfidf` backend has nothing to embed."""
-    need_semantic()
-    from digest import bootstrap
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from digest.ranking.semantic import precompute
+    from digest.store.papers import recent_papers
     from digest.usecases.digests import edition_context
+    from digest.usecases.edition_context import to_candidate
     from digest.usecases.editions import plan_edition
     from digest.usecases.ingest import ingest_file
     from digest.usecases.paper_embeddings import embed_recent_papers
     from digest.usecases.worker_jobs import WorkerJobs
 
-    blend = settings.ranking.model_copy(update={"text_backend": "both", "embed_threads": 1})
-    settings = settings.model_copy(update={"ranking": blend})
-    now = datetime(2026, 6, 12, 8, tzinfo=UTC)
-    fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
+    services, now = blend_services, HF_DAY
 
     async def fetch(services):
-        return [ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)]
+        return [ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)]
 
-    services = bootstrap.build(settings)
-    try:
-        upgrade(services.engine)
-        assert embed_recent_papers(services, now=now) == 0  # nothing fetched yet
-        off = replace_ranking(services, text_backend="tfidf")
-        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
-        assert embed_recent_papers(off, now=now) == 0
-        assert embed_recent_papers(services, now=now, should_stop=lambda: True) == 0
-        with services.reading() as tx:
-            keys = [p.key for p in paper_store_recent(tx, now)]
-            assert keys and not paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")
+    assert embed_recent_papers(services, now=now) == 0  # nothing fetched yet
+    ranking = services.settings.ranking.model_copy(update={"text_backend": "tfidf"})
+    off = replace(services, settings=services.settings.model_copy(update={"ranking": ranking}))
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)
+    assert embed_recent_papers(off, now=now) == 0
+    assert embed_recent_papers(services, now=now, should_stop=lambda: True) == 0
+    with services.reading() as tx:
+        papers = [to_candidate(p) for p in recent_papers(tx, since=now - timedelta(days=3))]
+        keys = [p.id for p in papers]
+        assert keys and not paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")
+    # Vectors this process already computed (for another database) must still be stored here.
+    precompute(papers, MemoryEmbeddings())
 
-        jobs = WorkerJobs(services, clock=lambda: now, fetch=fetch)
-        jobs.fetch_sources(kinds=None)
-        with services.reading() as tx:
-            assert len(paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")) == len(keys)
-        assert embed_recent_papers(services, now=now) == 0  # stored: nothing embedded twice
-        edition, _ = plan_edition(services, edition_date=now.date(), now=now)
-        with services.reading() as tx:
-            context = edition_context(services, tx, edition, now=now)
-            assert {c.id for c in context.candidates} == set(keys)
-            assert context.rank_context.model.embeddings.computed == 0
-    finally:
-        services.close()
-
-
-def replace_ranking(services, **changes):
-    from dataclasses import replace
-
-    ranking = services.settings.ranking.model_copy(update=changes)
-    return replace(services, settings=services.settings.model_copy(update={"ranking": ranking}))
-
-
-def paper_store_recent(tx, now):
-    from datetime import timedelta
-
-    from digest.store.papers import recent_papers
-
-    return recent_papers(tx, since=now - timedelta(days=3))
+    WorkerJobs(services, clock=lambda: now, fetch=fetch).fetch_sources(kinds=None)
+    with services.reading() as tx:
+        assert len(paper_embeddings(tx, keys, model="all-MiniLM-L6-v2")) == len(keys)
+    assert embed_recent_papers(services, now=now) == 0  # stored: nothing embedded twice
+    edition, _ = plan_edition(services, edition_date=now.date(), now=now)
+    with services.reading() as tx:
+        context = edition_context(services, tx, edition, now=now)
+        assert {c.id for c in context.candidates} == set(keys)
+        assert context.rank_context.model.embeddings.computed == 0
 
 
 def test_digest_rank_on_a_file_uses_the_configured_backend(tmp_path: Path) -> None:
@@ -556,47 +544,32 @@ def test_digest_rank_on_a_file_uses_the_configured_backend(tmp_path: Path) -> No
     assert all(p["why"] for p in blended)
 
 
-def test_the_edition_reads_embeddings_from_the_store_bootstrap_wires(settings) -> None:
+def test_the_edition_reads_embeddings_from_the_store_bootstrap_wires(blend_services) -> None:
     """The embedding store is an adapter of the composition root: an edition built with
     another store (here the in-memory one, already holding every vector) embeds nothing and
     never reads the embedding tables."""
-    need_semantic()
     from dataclasses import replace
 
-    from digest import bootstrap
     from digest.store import subscribers as subscriber_store
     from digest.usecases.digests import edition_context
     from digest.usecases.editions import plan_edition
     from digest.usecases.ingest import ingest_file
 
-    settings = settings.model_copy(
-        update={
-            "ranking": settings.ranking.model_copy(
-                update={"text_backend": "both", "embed_threads": 1}
-            )
-        }
-    )
-    now = datetime(2026, 6, 12, 8, tzinfo=UTC)
-    services = bootstrap.build(settings)
-    try:
-        upgrade(services.engine)
-        fixture = Path(__file__).parent / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
-        ingest_file(services, fixture, kind="hf-daily", source="hf", now=now)
-        with services.transaction() as tx:
-            subscriber_store.add_subscriber(
-                tx, email="r@example.com", interests="video generation", confirmed=True, now=now
-            )
-        edition, _ = plan_edition(services, edition_date=now.date(), now=now)
-        memory = MemoryEmbeddings()
-        wired = replace(services, embedding_store=lambda tx, at: memory)
-        with wired.reading() as tx:
-            context = edition_context(wired, tx, edition, now=now)
-            keys = [c.id for c in context.candidates]
-        assert {key for _, key in memory.papers} == set(keys)
-        with wired.reading() as tx:
-            again = edition_context(wired, tx, edition, now=now)
-            assert again.rank_context.model.embeddings.computed == 0
-            # Nothing went to the database's tables: the wired store holds it all.
-            assert paper_embeddings(tx, keys, model="all-MiniLM-L6-v2") == {}
-    finally:
-        services.close()
+    services, now = blend_services, HF_DAY
+    ingest_file(services, HF_DAILY, kind="hf-daily", source="hf", now=now)
+    with services.transaction() as tx:
+        subscriber_store.add_subscriber(
+            tx, email="r@example.com", interests="video generation", confirmed=True, now=now
+        )
+    edition, _ = plan_edition(services, edition_date=now.date(), now=now)
+    memory = MemoryEmbeddings()
+    wired = replace(services, embedding_store=lambda tx, at: memory)
+    with wired.reading() as tx:
+        context = edition_context(wired, tx, edition, now=now)
+        keys = [c.id for c in context.candidates]
+    assert {key for _, key in memory.papers} == set(keys)
+    with wired.reading() as tx:
+        again = edition_context(wired, tx, edition, now=now)
+        assert again.rank_context.model.embeddings.computed == 0
+        # Nothing went to the database's tables: the wired store holds it all.
+        assert paper_embeddings(tx, keys, model="all-MiniLM-L6-v2") == {}

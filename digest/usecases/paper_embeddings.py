@@ -31,7 +31,7 @@ def embed_recent_papers(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Embed and store the candidate window's papers that have no current vector; returns how
-    many texts were embedded. Nothing to do with the `tfidf` backend."""
+    many vectors were stored. Nothing to do with the `tfidf` backend."""
     settings = services.settings
     if settings.ranking.text_backend == "tfidf":
         return 0
@@ -39,7 +39,7 @@ def embed_recent_papers(
     since = now - timedelta(days=settings.ranking.candidate_days)
     with services.reading() as tx:
         papers = [to_candidate(p) for p in paper_store.recent_papers(tx, since=since)]
-    computed = 0
+    saved = 0
     for start in range(0, len(papers), BATCH):
         if should_stop():
             break
@@ -50,14 +50,17 @@ def embed_recent_papers(
         # The batch's stored vectors in memory: precompute embeds only what they lack.
         memory = semantic.MemoryEmbeddings()
         memory.save_paper_vectors([(k, h, v) for k, (h, v) in stored.items()], semantic.MODEL)
-        count = semantic.precompute(batch, memory, threads=settings.ranking.embed_threads)
-        if count:
-            fresh = [
-                (key, text_hash, vector)
-                for key, (text_hash, vector) in memory.paper_vectors(keys, semantic.MODEL).items()
-                if stored.get(key, ("",))[0] != text_hash
-            ]
+        semantic.precompute(batch, memory, threads=settings.ranking.embed_threads)
+        # Compared with what was stored rather than counted by the encoder: a vector this
+        # process computed earlier (for another database) is reused without encoding, and
+        # must still be stored here.
+        fresh = [
+            (key, text_hash, vector)
+            for key, (text_hash, vector) in memory.paper_vectors(keys, semantic.MODEL).items()
+            if stored.get(key, ("",))[0] != text_hash
+        ]
+        if fresh:
             with services.transaction() as tx:
                 services.embedding_store(tx, now).save_paper_vectors(fresh, semantic.MODEL)
-        computed += count
-    return computed
+        saved += len(fresh)
+    return saved

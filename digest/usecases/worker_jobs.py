@@ -104,7 +104,7 @@ class WorkerJobs:
             log.exception("embed.failed")
             return 0
         if count:
-            log.info("embedded=%d papers", count)
+            log.info("embedded=%d papers stored", count)
         return count
 
     def plan_current(self) -> tuple[int, bool]:
