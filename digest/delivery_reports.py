@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
-from email.utils import parseaddr
+from email.utils import collapse_rfc2231_value, parseaddr
 
 COMPLAINT_TYPES = ("abuse", "fraud", "virus")
 DELIVERED_ACTIONS = ("delivered", "relayed", "expanded")
@@ -111,11 +111,12 @@ def _original_headers(report: Message) -> Message | None:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         if kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True) or b""
-            return HeaderParser(policy=compat32).parsestr(text.decode("utf-8", "replace"))
+            data = part.get_payload(decode=True)
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+            return HeaderParser(policy=compat32).parsestr(text)
     return None
 
 
@@ -134,7 +135,8 @@ def parse_report(raw: bytes) -> list[ReportEvent]:
     original_id = _field(original, "Message-ID") if original is not None else ""
     original_to = _address(_field(original, "To")) if original is not None else None
     report_id = _field(message, "Message-ID")
-    kind = (message.get_param("report-type") or "").lower()
+    # An RFC 2231 encoded parameter comes back as a (charset, language, value) tuple.
+    kind = collapse_rfc2231_value(message.get_param("report-type") or "").lower()
     if kind == "feedback-report" or _parts(message, "message/feedback-report"):
         return _parse_arf(message, report_id, original_id, original_to)
     events = []

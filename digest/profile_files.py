@@ -15,6 +15,7 @@ import io
 import logging
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from digest.ranking.authors import author_key
@@ -54,7 +55,7 @@ class LibraryImport:
     seeds: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # one "title. abstract" per entry
     offered_authors: list[str] = field(default_factory=list)
-    unused: Counter = field(default_factory=Counter)  # reason -> entries
+    unused: Counter[str] = field(default_factory=Counter)  # reason -> entries
     error: str | None = None  # the file as a whole could not be read
 
     @property
@@ -102,9 +103,9 @@ def _arxiv_of(*values: str | None) -> str | None:
 
 
 def _bibtex_entries(text: str, result: LibraryImport) -> list[Entry]:
-    import bibtexparser
+    from bibtexparser.entrypoint import parse_string
 
-    library = bibtexparser.parse_string(text)
+    library = parse_string(text)
     if library.failed_blocks:
         result.unused["unreadable BibTeX blocks"] += len(library.failed_blocks)
     entries = []
@@ -137,7 +138,7 @@ def _zotero_entries(text: str) -> list[Entry]:
     entries = []
     for row in csv.DictReader(io.StringIO(text)):
 
-        def get(name: str, row: dict = row) -> str:
+        def get(name: str, row: Mapping[str, str | None] = row) -> str:
             return (row.get(name) or "").strip()
 
         arxiv = _arxiv_of(get("DOI"), get("Url"), get("Extra"), get("Publication Title"))
@@ -222,7 +223,7 @@ def _sort(entries: list[Entry], result: LibraryImport) -> None:
             result.texts.append(text)
             size += len(text)
     result.seeds = list(seeds)
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     names: dict[str, str] = {}
     for entry in entries:
         keys = {author_key(a): a for a in entry.authors if author_key(a)}

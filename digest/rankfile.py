@@ -13,16 +13,19 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from digest.ranking import Candidate, Profile, RankParams, fit_for, rank
+from digest.ranking import Candidate, Pick, Profile, RankParams, fit_for, rank
+
+if TYPE_CHECKING:
+    from digest.ranking.embeddings import EmbeddingStore
 
 
 class RankInputError(ValueError):
     """Bad input for `digest rank`: the message is one line, fit for the CLI to print."""
 
 
-def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -39,7 +42,7 @@ def _lines(path: Path) -> Iterator[tuple[int, dict]]:
         yield number, value
 
 
-def _strings(value, where: str, field: str) -> tuple[str, ...]:
+def _strings(value: object, where: str, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -49,7 +52,7 @@ def _strings(value, where: str, field: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _published(value, where: str) -> datetime | None:
+def _published(value: object, where: str) -> datetime | None:
     if value in (None, ""):
         return None
     try:
@@ -124,7 +127,7 @@ def rank_file(
     now: datetime | None = None,
     text_backend: str = "tfidf",
     semantic_weight: float = 0.5,
-    embeddings=None,
+    embeddings: EmbeddingStore | None = None,
 ) -> list[dict[str, Any]]:
     """Rank the papers file for one profile or a batch: one result row per profile.
 
@@ -175,7 +178,9 @@ def one_profile(interests: str | None, like: Sequence[str], dislike: Sequence[st
     )
 
 
-def result_rows(profiles: Sequence[Profile], ranked: Sequence[Sequence[Any]]) -> list[dict]:
+def result_rows(
+    profiles: Sequence[Profile], ranked: Sequence[Sequence[Pick]]
+) -> list[dict[str, Any]]:
     """One output row per profile: {"user", "ranked": [{"id", "score", "why"}, ...]}."""
     return [
         {

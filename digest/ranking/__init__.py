@@ -33,7 +33,7 @@ from digest.ranking.profiles import ProfileBatch, build_batch
 from digest.ranking.scoring import RankResult, all_picks, rank_batch
 from digest.ranking.trending import trending_scores
 from digest.ranking.types import Candidate, Pick, Profile, RankParams
-from digest.ranking.vectors import TextModel, fit_for, paper_text
+from digest.ranking.vectors import TextBackend, TextModel, fit_for, paper_text
 
 __all__ = [
     "Candidate",
@@ -62,7 +62,7 @@ def rank_result(
     top_n: int = 10,
     pool: Sequence[Candidate] = (),
     params: RankParams = RankParams(),
-    model: TextModel | None = None,
+    model: TextBackend | None = None,
     now: datetime | None = None,
     context: RankContext | None = None,
 ) -> RankResult:
@@ -83,7 +83,7 @@ def rank(
     top_n: int = 10,
     pool: Sequence[Candidate] = (),
     params: RankParams = RankParams(),
-    model: TextModel | None = None,
+    model: TextBackend | None = None,
     now: datetime | None = None,
 ) -> list[list[Pick]]:
     """Each profile's top N candidates by blended relevance and trending, best first.
@@ -107,7 +107,7 @@ def compose_digest(
     min_relevance: float = 0.25,
     pool: Sequence[Candidate] = (),
     params: RankParams = RankParams(),
-    model: TextModel | None = None,
+    model: TextBackend | None = None,
     now: datetime | None = None,
 ) -> list[list[Pick]]:
     """Digest contents per profile: matches (kind="match"), then trending fill (kind="trending")."""

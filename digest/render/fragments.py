@@ -54,10 +54,10 @@ class SlotTemplate:
 
     @classmethod
     def of(cls, rendered: str) -> SlotTemplate:
-        pieces = SLOT.split(rendered)
-        slots = tuple(pieces[1::2])
-        pieces[1::2] = [b""] * len(slots)
-        pieces[::2] = [piece.encode("utf-8") for piece in pieces[::2]]
+        parts = SLOT.split(rendered)
+        slots = tuple(parts[1::2])
+        pieces = [b""] * len(parts)
+        pieces[::2] = [part.encode("utf-8") for part in parts[::2]]
         return cls(pieces, slots, _getter(slots))
 
     def fill(self, values: Mapping[str, bytes]) -> bytes:

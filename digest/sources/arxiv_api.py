@@ -5,6 +5,8 @@ An `Error` entry (served with HTTP 400) becomes ParseResult.error; zero results 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from digest.sources.base import PaperRecord, ParseResult, cap_warnings
@@ -29,7 +31,7 @@ PAGE_SIZE = 100
 POLITENESS_DELAY_S = 3.0
 
 
-def _is_error(entry: dict) -> bool:
+def _is_error(entry: Mapping[str, Any]) -> bool:
     return "/api/errors" in str(entry.get("id", "")) or (
         str(entry.get("title", "")).strip() == "Error" and not split_arxiv_id(entry.get("id"))
     )

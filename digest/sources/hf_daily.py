@@ -44,7 +44,9 @@ def _organization(item: Mapping[str, Any], paper: Mapping[str, Any]) -> str | No
 def _record(item: Any, source: str) -> PaperRecord | None:
     if not isinstance(item, Mapping):
         return None
-    paper = item.get("paper") if isinstance(item.get("paper"), Mapping) else item
+    paper = item.get("paper")
+    if not isinstance(paper, Mapping):
+        paper = item
     paper_id = str(paper.get("id") or "").strip()
     title = clean_text(paper.get("title") or item.get("title"), html_markup=False)
     if not paper_id or not title:
