@@ -135,7 +135,7 @@ def parse_report(raw: bytes) -> list[ReportEvent]:
     original_id = _field(original, "Message-ID") if original is not None else ""
     original_to = _address(_field(original, "To")) if original is not None else None
     report_id = _field(message, "Message-ID")
-    # An RFC 2231 encoded parameter comes back as a (charset, language, value) tuple.
+    # get_param may return RFC 2231's (charset, language, value) tuple; collapsed to its value.
     kind = collapse_rfc2231_value(message.get_param("report-type") or "").lower()
     if kind == "feedback-report" or _parts(message, "message/feedback-report"):
         return _parse_arf(message, report_id, original_id, original_to)

@@ -32,6 +32,17 @@ def corpus() -> list[tuple[Path, list[list[str]]]]:
     return cases
 
 
+def test_an_rfc2231_encoded_report_type_reads_like_the_plain_one() -> None:
+    """`report-type*=us-ascii''delivery-status` (RFC 2231) is the same report. Python's email
+    package leaves that form undecoded for a hyphenated name, so the parts of the message,
+    not the parameter, must decide that it is a delivery report."""
+    raw = (FIXTURES / "dsn" / "exchange-ms-expired.eml").read_bytes()
+    encoded = raw.replace(b"report-type=delivery-status", b"report-type*=us-ascii''delivery-status")
+    assert encoded != raw
+    plain = [(e.recipient, e.kind) for e in bounces.parse_report(raw)]
+    assert plain and [(e.recipient, e.kind) for e in bounces.parse_report(encoded)] == plain
+
+
 @pytest.fixture
 def db_services(database_url: str, settings: Settings) -> Iterator[Services]:
     built = bootstrap.build(
