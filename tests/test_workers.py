@@ -157,7 +157,11 @@ def test_s2_sender_processes_share_one_edition(
 
 def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str) -> None:
     """kill -9 the lease holder mid-edition: the others take the scheduler role within the
-    lease and resume its claimed rows after the delivery lease; nobody is missed."""
+    lease and resume its claimed rows once its heartbeat stops; nobody is missed.
+
+    The delivery lease is long on purpose: a lease shorter than a batch takes (2 s was, on a
+    loaded machine) lets a live worker's rows be claimed again while it sends them, which
+    duplicates messages that have nothing to do with the kill."""
     count = 250
     now = datetime.now(UTC)
     add_papers(pg.engine, now=now)
@@ -167,7 +171,7 @@ def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str
         env = worker_env(
             pg_schema_url,
             sink,
-            DIGEST_DELIVERY_LEASE_S="2",
+            DIGEST_DELIVERY_LEASE_S="120",
             DIGEST_DELIVERY_BATCH_SIZE="20",
             DIGEST_SMTP_CONNECTIONS=str(connections),
         )
