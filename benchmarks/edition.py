@@ -14,7 +14,7 @@ With --workers 1 3 (PostgreSQL): the same edition again, from a fresh schema, se
 many sending processes at once; wall time and the speed-up, duplicates at the sink.
 
 Papers come from the recorded fixtures (tests/fixtures); the sink is a minimal asyncio SMTP
-server in its own process (answers and counts only, never the bottleneck).
+server in its own process (benchmarks/rawsink.py: answers and counts only, never the bottleneck).
 
 Usage:
     python benchmarks/edition.py [--subscribers 10000 100000] [--stores sqlite postgres]
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import multiprocessing
 import os
 import resource
 import sqlite3
@@ -48,10 +47,11 @@ from digest.db import upgrade  # noqa: E402
 from digest.mailer import SmtpConnection  # noqa: E402
 from digest.models import utcnow  # noqa: E402
 from digest.settings import Settings, SmtpSettings  # noqa: E402
-from digest.smtpd.sink import free_port  # noqa: E402
 from digest.usecases.editions import plan_edition, send_edition  # noqa: E402
 from digest.usecases.ingest import ingest_file  # noqa: E402
 from digest.usecases.subscriber_import import import_subscribers, read_import_csv  # noqa: E402
+
+from rawsink import Sink  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 HF_DAILY = FIXTURES / "hf_daily_papers_api_limit30_2026-06-12.json"
@@ -64,91 +64,6 @@ TOPICS = (
     "speech recognition",
     "sparse attention",
 )
-
-# ------------------------------------------------------------------ the sink (own process)
-
-
-async def _serve(port: int, total, distinct) -> None:  # type: ignore[no-untyped-def]
-    seen: set[bytes] = set()
-
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 sink ESMTP\r\n")
-        rcpt = b""
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    writer.write(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
-                elif verb == b"RCPT":
-                    rcpt = line[8:].strip()
-                    writer.write(b"250 OK\r\n")
-                elif verb == b"DATA":
-                    writer.write(b"354 go ahead\r\n")
-                    await reader.readuntil(b"\r\n.\r\n")
-                    with total.get_lock():
-                        total.value += 1
-                    if rcpt not in seen:
-                        seen.add(rcpt)
-                        with distinct.get_lock():
-                            distinct.value += 1
-                    writer.write(b"250 2.0.0 queued\r\n")
-                elif verb == b"QUIT":
-                    writer.write(b"221 bye\r\n")
-                    await writer.drain()
-                    break
-                else:
-                    writer.write(b"250 OK\r\n")
-                if not reader._buffer:  # type: ignore[attr-defined]
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(session, "127.0.0.1", port, backlog=256)
-    async with server:
-        await server.serve_forever()
-
-
-def _sink_main(port: int, total, distinct) -> None:  # type: ignore[no-untyped-def]
-    asyncio.run(_serve(port, total, distinct))
-
-
-class Sink:
-    """Counts messages and distinct recipients; reset between runs."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.total = multiprocessing.Value("q", 0)
-        self.distinct = multiprocessing.Value("q", 0)
-        self.process = multiprocessing.Process(
-            target=_sink_main, args=(self.port, self.total, self.distinct), daemon=True
-        )
-
-    def __enter__(self) -> Sink:
-        self.process.start()
-        time.sleep(0.3)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.join()
-
-    def restart(self) -> None:
-        """A fresh process (its set of seen recipients is per run)."""
-        self.__exit__()
-        self.total.value = self.distinct.value = 0
-        self.process = multiprocessing.Process(
-            target=_sink_main, args=(self.port, self.total, self.distinct), daemon=True
-        )
-        self.__enter__()
-
-    def counts(self) -> tuple[int, int]:
-        return int(self.total.value), int(self.distinct.value)
-
 
 # ------------------------------------------------------------------ stores
 

@@ -1,7 +1,7 @@
 """Sending throughput against an SMTP sink running in its own process on 127.0.0.1.
 
-Measured in one run, against the same minimal sink (it only answers and counts, so it is never
-the bottleneck the way aiosmtpd is):
+Measured in one run, against the same minimal sink (benchmarks/rawsink.py: it only answers and
+counts, so it is never the bottleneck the way aiosmtpd is):
   * the ceiling: a raw asyncio SMTP client with PIPELINING over 4 connections (the floor of
     what this machine can do), and the same client in lock-step (one command, one reply);
   * our transport (digest.mailer.SmtpConnection, aiosmtplib) sending pre-built messages over
@@ -16,7 +16,6 @@ Usage: python benchmarks/send.py [N] [ROUNDS]   (default 10000 messages, best of
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -30,84 +29,14 @@ from digest.db import upgrade
 from digest.mailer import SmtpConnection
 from digest.models import Subscriber
 from digest.settings import Settings, SmtpSettings
-from digest.smtpd.sink import free_port
 from digest.usecases.editions import plan_edition, send_edition
 from digest.usecases.ingest import ingest_file
+
+from rawsink import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
 HF_DAILY = ROOT / "tests" / "fixtures" / "hf_daily_papers_api_limit30_2026-06-12.json"
 NOW = datetime(2026, 6, 12, 8, tzinfo=UTC)
-
-
-# ------------------------------------------------------------------ the sink (own process)
-
-
-async def _serve_sink(port: int, counter: multiprocessing.Value, pipelining: bool) -> None:  # type: ignore[type-arg]
-    offer = b"250-PIPELINING\r\n" if pipelining else b""
-
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 sink ESMTP\r\n")
-        in_data = False
-        try:
-            while True:
-                if in_data:
-                    await reader.readuntil(b"\r\n.\r\n")
-                    in_data = False
-                    with counter.get_lock():
-                        counter.value += 1
-                    writer.write(b"250 2.0.0 queued\r\n")
-                    continue
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    writer.write(b"250-sink\r\n" + offer + b"250-8BITMIME\r\n250 SIZE 0\r\n")
-                elif verb == b"DATA":
-                    writer.write(b"354 go ahead\r\n")
-                    in_data = True
-                elif verb == b"QUIT":
-                    writer.write(b"221 bye\r\n")
-                    await writer.drain()
-                    break
-                else:
-                    writer.write(b"250 OK\r\n")
-                if reader._buffer == b"" or in_data:  # type: ignore[attr-defined]
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(session, "127.0.0.1", port, backlog=256)
-    async with server:
-        await server.serve_forever()
-
-
-def _sink_main(port: int, counter: multiprocessing.Value, pipelining: bool) -> None:  # type: ignore[type-arg]
-    asyncio.run(_serve_sink(port, counter, pipelining))
-
-
-class Sink:
-    def __init__(self, *, pipelining: bool = True) -> None:
-        self.port = free_port()
-        self.counter = multiprocessing.Value("q", 0)
-        self.process = multiprocessing.Process(
-            target=_sink_main, args=(self.port, self.counter, pipelining), daemon=True
-        )
-
-    def __enter__(self) -> Sink:
-        self.process.start()
-        time.sleep(0.3)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.join()
-
-    @property
-    def count(self) -> int:
-        return int(self.counter.value)
 
 
 # ------------------------------------------------------------------ the raw ceiling
@@ -251,7 +180,7 @@ def main(count: int, rounds: int = 3) -> None:
                 used = (time.process_time() - started) / count * 1e6
                 cpu[name] = min(cpu.get(name, used), used)
         full, _ = edition_rate(sink.port, count, Path(tmp))
-        received = sink.count + plain.count
+        received = sink.counts()[0] + plain.counts()[0]
     ceiling, lockstep = best["ceiling"], best["lock-step"]
     print(
         f"{count} messages of {len(message) // 1024} KiB per run, best of {rounds} interleaved"
