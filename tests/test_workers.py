@@ -159,9 +159,10 @@ def test_kill_9_worker_is_resumed_by_the_others(pg: Services, pg_schema_url: str
     """kill -9 the lease holder mid-edition: the others take the scheduler role within the
     lease and resume its claimed rows once its heartbeat stops; nobody is missed.
 
-    The delivery lease is long on purpose: a lease shorter than a batch takes (2 s was, on a
-    loaded machine) lets a live worker's rows be claimed again while it sends them, which
-    duplicates messages that have nothing to do with the kill."""
+    The delivery lease is long on purpose: what is tested is resumption through the heartbeat.
+    A live worker renews its claims only as it records outcomes, and on a loaded machine a
+    2 s lease ran out between two of its groups, which duplicated messages that have nothing
+    to do with the kill."""
     count = 250
     now = datetime.now(UTC)
     add_papers(pg.engine, now=now)
@@ -233,3 +234,41 @@ def test_no_double_leader(pg: Services) -> None:
     later = start + timedelta(seconds=2)
     assert leases.acquire(pg, holder="w2", ttl_s=1.0, now=later)
     assert not leases.acquire(pg, holder="w0", ttl_s=1.0, now=later)
+
+
+class VerySlowHandler(SlowHandler):
+    delay_s = 0.15
+
+
+def test_a_live_senders_batch_outliving_the_lease_is_not_sent_twice(
+    pg: Services, pg_schema_url: str
+) -> None:
+    """A slow relay makes one batch take longer than the delivery lease (20 messages at
+    0.15 s on one connection: 3 s against a 1 s lease). The sender is alive and making
+    progress, so its claims are renewed as its outcomes are recorded; a second sender
+    never claims them again, and nobody gets two digests."""
+    count = 60
+    add_papers(pg.engine)
+    add_subscribers(pg.engine, count)
+    with SmtpSink(VerySlowHandler()) as sink:
+        env = worker_env(
+            pg_schema_url,
+            sink,
+            DIGEST_DELIVERY_LEASE_S="1",
+            DIGEST_DELIVERY_BATCH_SIZE="20",
+            DIGEST_SMTP_CONNECTIONS="1",
+        )
+        senders = [
+            subprocess.Popen(
+                [DIGEST_BIN, "send", "--all-now"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=120)[0].decode() for p in senders]
+        counts = message_ids(m.data for m in sink.messages)
+    assert [p.returncode for p in senders] == [0, 0], outputs
+    assert len(counts) == count  # 0 missed
+    assert max(counts.values()) == 1, sum(n - 1 for n in counts.values())  # 0 duplicates

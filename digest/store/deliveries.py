@@ -129,6 +129,21 @@ def claim_batch(
     return list(session.exec(fresh.execution_options(populate_existing=True)))
 
 
+def renew_claims(session: Session, *, edition_id: int, worker: str, now: datetime) -> None:
+    """Start the lease of this worker's open claims again: it is alive and sending them."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.claimed_by == worker,
+            Delivery.state == "claimed",
+        )
+        .values(claimed_at=now),
+        execution_options=_NO_SYNC,
+    )
+    session.commit()
+
+
 def release_claims(session: Session, *, edition_id: int, worker: str) -> None:
     """Hand this worker's unsent claims back (pending again), so a stop costs no message."""
     session.execute(

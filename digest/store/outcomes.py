@@ -17,7 +17,7 @@ from sqlalchemy import JSON, URL, bindparam, func, update
 from sqlmodel import Session, col, select
 
 from digest.models import Delivery, Subscriber, UTCDateTime
-from digest.store import suppressions
+from digest.store import deliveries, suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +158,16 @@ class OutcomeLedger:
                 record_sent_postgres(self._autocommit, group, self.worker)
             else:
                 record(self._session, group, worker=self.worker)
+        except BaseException:
+            self._session.rollback()
+            raise
+
+    def renew(self, edition_id: int, *, now: datetime) -> None:
+        """Stamp this worker's open claims of the edition with `now` (see renew_claims)."""
+        try:
+            deliveries.renew_claims(
+                self._session, edition_id=edition_id, worker=self.worker, now=now
+            )
         except BaseException:
             self._session.rollback()
             raise

@@ -4,15 +4,22 @@ While one group commits, the outcomes that arrive meanwhile form the next group,
 of a commit is shared by every connection instead of paid per message on the event loop. A
 "sent" is only acknowledged once its group is durable; the sender waits for that before its
 connection sends again, which keeps the crash bound at one unrecorded message per connection.
+
+Recording outcomes is also how a live sender keeps its claims: after a group, at most every
+third of the delivery lease, its open claims of the edition are stamped again. A batch that
+outlives the lease (a slow relay) is then not claimed by another sender while this one still
+sends it, which would send those digests twice; a sender that stops making progress stops
+renewing, and its claims run out as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from digest.store.outcomes import Outcome, OutcomeLedger
@@ -24,8 +31,20 @@ if TYPE_CHECKING:
 class LedgerWriter:
     """Writes a run's outcomes and reads subscriber statuses on a single database thread."""
 
-    def __init__(self, services: Services, *, worker: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        worker: str,
+        edition_id: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.worker = worker
+        # Renewal needs the edition and the clock the claims were stamped with.
+        self._edition_id = edition_id
+        self._clock = clock
+        self._renew_every_s = services.settings.delivery.lease_s / 3
+        self._renewed = time.monotonic()
         self.seconds = 0.0  # time spent writing, for the run's phase figures
         self.groups = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger")
@@ -68,6 +87,13 @@ class LedgerWriter:
         started = time.perf_counter()
         try:
             self._ledger.write(group)
+            if (
+                self._edition_id is not None
+                and self._clock is not None
+                and time.monotonic() - self._renewed >= self._renew_every_s
+            ):
+                self._renewed = time.monotonic()
+                self._ledger.renew(self._edition_id, now=self._clock())
         finally:
             self.seconds += time.perf_counter() - started
             self.groups += 1

@@ -72,7 +72,7 @@ class SendRun:
         self.progress = progress
         self.report = SendReport()
         self.cursor = 0  # the highest row id claimed so far (see ledger.claim_batch)
-        self.writer = LedgerWriter(services, worker=worker)
+        self.writer = LedgerWriter(services, worker=worker, edition_id=edition.id, clock=clock)
         self.limiter = RateLimiter(smtp.max_rate_per_s, sleep=sleep)
         self.breaker = RelayBreaker(
             base_s=smtp.relay_backoff_base_s,
