@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -126,6 +127,22 @@ def test_a2_workers_and_schedulers_compressed_days(
     assert handled >= 40 * (days - 1)  # every full simulated day reached every subscriber
 
 
+def send_in_processes(url: str, sink: SmtpSink, processes: int, **env: str) -> Counter[str]:
+    """`digest send --all-now` in that many processes at once; copies of each Message-ID."""
+    senders = [
+        subprocess.Popen(
+            [DIGEST_BIN, "send", "--all-now"],
+            env=worker_env(url, sink, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(processes)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in senders]
+    assert [p.returncode for p in senders] == [0] * processes, outputs
+    return message_ids(m.data for m in sink.messages)
+
+
 @pytest.mark.parametrize("processes", [2, 4])
 def test_s2_sender_processes_share_one_edition(
     pg: Services, pg_schema_url: str, smtp_sink: SmtpSink, processes: int
@@ -133,19 +150,7 @@ def test_s2_sender_processes_share_one_edition(
     count = 150
     add_papers(pg.engine)
     add_subscribers(pg.engine, count)
-    env = worker_env(pg_schema_url, smtp_sink, DIGEST_DELIVERY_BATCH_SIZE="25")
-    senders = [
-        subprocess.Popen(
-            [DIGEST_BIN, "send", "--all-now"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(processes)
-    ]
-    outputs = [p.communicate(timeout=90)[0].decode() for p in senders]
-    assert [p.returncode for p in senders] == [0] * processes, outputs
-    counts = message_ids(m.data for m in smtp_sink.messages)
+    counts = send_in_processes(pg_schema_url, smtp_sink, processes, DIGEST_DELIVERY_BATCH_SIZE="25")
     assert len(counts) == count  # 0 missed
     assert max(counts.values()) == 1  # 0 duplicates
     with Session(pg.engine) as session:
@@ -251,24 +256,13 @@ def test_a_live_senders_batch_outliving_the_lease_is_not_sent_twice(
     add_papers(pg.engine)
     add_subscribers(pg.engine, count)
     with SmtpSink(VerySlowHandler()) as sink:
-        env = worker_env(
+        counts = send_in_processes(
             pg_schema_url,
             sink,
+            2,
             DIGEST_DELIVERY_LEASE_S="1",
             DIGEST_DELIVERY_BATCH_SIZE="20",
             DIGEST_SMTP_CONNECTIONS="1",
         )
-        senders = [
-            subprocess.Popen(
-                [DIGEST_BIN, "send", "--all-now"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            for _ in range(2)
-        ]
-        outputs = [p.communicate(timeout=120)[0].decode() for p in senders]
-        counts = message_ids(m.data for m in sink.messages)
-    assert [p.returncode for p in senders] == [0, 0], outputs
     assert len(counts) == count  # 0 missed
     assert max(counts.values()) == 1, sum(n - 1 for n in counts.values())  # 0 duplicates

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
@@ -129,16 +130,19 @@ def claim_batch(
     return list(session.exec(fresh.execution_options(populate_existing=True)))
 
 
+def _open_claims(edition_id: int, worker: str) -> tuple[Any, ...]:
+    """This worker's rows of the edition that it claimed and has not recorded yet."""
+    return (
+        Delivery.edition_id == edition_id,
+        Delivery.claimed_by == worker,
+        Delivery.state == "claimed",
+    )
+
+
 def renew_claims(session: Session, *, edition_id: int, worker: str, now: datetime) -> None:
     """Start the lease of this worker's open claims again: it is alive and sending them."""
     session.execute(
-        update(Delivery)
-        .where(
-            Delivery.edition_id == edition_id,
-            Delivery.claimed_by == worker,
-            Delivery.state == "claimed",
-        )
-        .values(claimed_at=now),
+        update(Delivery).where(*_open_claims(edition_id, worker)).values(claimed_at=now),
         execution_options=_NO_SYNC,
     )
     session.commit()
@@ -148,11 +152,7 @@ def release_claims(session: Session, *, edition_id: int, worker: str) -> None:
     """Hand this worker's unsent claims back (pending again), so a stop costs no message."""
     session.execute(
         update(Delivery)
-        .where(
-            Delivery.edition_id == edition_id,
-            Delivery.claimed_by == worker,
-            Delivery.state == "claimed",
-        )
+        .where(*_open_claims(edition_id, worker))
         .values(state="pending", claimed_by=None, claimed_at=None),
         execution_options=_NO_SYNC,
     )
