@@ -15,6 +15,7 @@ renewing, and its claims run out as before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from digest.store.outcomes import Outcome, OutcomeLedger
 
 if TYPE_CHECKING:
     from digest.bootstrap import Services
+
+log = logging.getLogger(__name__)
 
 
 class LedgerWriter:
@@ -87,16 +90,23 @@ class LedgerWriter:
         started = time.perf_counter()
         try:
             self._ledger.write(group)
-            if (
-                self._edition_id is not None
-                and self._clock is not None
-                and time.monotonic() - self._renewed >= self._renew_every_s
-            ):
-                self._renewed = time.monotonic()
-                self._ledger.renew(self._edition_id, now=self._clock())
+            self._renew_if_due()
         finally:
             self.seconds += time.perf_counter() - started
             self.groups += 1
+
+    def _renew_if_due(self) -> None:
+        """Stamp the open claims again (module docstring). Best effort: the group before it is
+        durable whatever happens here, and a failed renewal leaves the claims to their lease."""
+        if self._edition_id is None or self._clock is None:
+            return
+        if time.monotonic() - self._renewed < self._renew_every_s:
+            return
+        self._renewed = time.monotonic()
+        try:
+            self._ledger.renew(self._edition_id, now=self._clock())
+        except Exception:
+            log.warning("claims.renew_failed worker=%s", self.worker, exc_info=True)
 
     async def statuses(self, subscriber_ids: Sequence[int]) -> dict[int, str]:
         loop = asyncio.get_running_loop()
