@@ -22,8 +22,7 @@ import numpy as np
 
 from digest.ranking.minilm import BATCH, MAX_TOKENS, MiniLM
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "papers-sample.jsonl"
-FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "papers-sample-small.jsonl"
+from ranking_quality import DEFAULT, FIXTURE  # the sample's places, named once
 
 
 def texts_of(path: Path, n: int) -> list[str]:
